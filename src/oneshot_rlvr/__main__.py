@@ -1,0 +1,3 @@
+from oneshot_rlvr.cli import main
+
+raise SystemExit(main())

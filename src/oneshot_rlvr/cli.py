@@ -1,0 +1,71 @@
+"""The `rlvr` command: parses arguments, sets up logging, and hands over to the library.
+
+Each subcommand lives in its own small module under `oneshot_rlvr.commands` exposing
+`HELP` (one line), `add_arguments(parser)` and `run(args) -> int`. Those modules import
+heavy dependencies (torch, transformers) inside `run`, so `rlvr --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from oneshot_rlvr import __version__
+from oneshot_rlvr.errors import RlvrError
+
+# (subcommand, module) in the order `rlvr --help` lists them.
+COMMANDS: tuple[tuple[str, str], ...] = (
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: `rlvr: error: ...` and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="rlvr",
+        description="Reinforcement learning from verifiable rewards on one (or a few) training examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"oneshot-rlvr {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name in COMMANDS:
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        cmd.prog = f"rlvr {name}"
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args._run(args) or 0)
+    except RlvrError as err:
+        print(f"rlvr {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rlvr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""Shared fixtures: a tiny Qwen2-architecture model and tokenizer made locally (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "oneshot_rlvr"
+
+
+def shared_data_or_skip(relative: str) -> Path:
+    """Path of a file under ../shared/data/oneshot_rlvr, or skip the test with the reason."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"shared data not present: {path} (tests that read the published data need it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised ~100k-parameter Qwen2 model + byte-level BPE tokenizer on disk."""
+    from oneshot_rlvr.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"), seed=0)
