@@ -1,0 +1,198 @@
+"""The `Problem` type and loaders for JSONL, JSON, parquet (verl schema) and Hugging Face datasets.
+
+Field names differ between files in the wild (`question` / `problem` / `prompt`, `answer` /
+`final_answer` / `reward_model.ground_truth`, ...). Loaders try the usual names in order unless
+told which field to use, and fail with a message naming the file and row when a row has no usable
+question or answer: a silently empty answer would become a silent zero reward.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oneshot_rlvr.errors import RlvrError
+
+QUESTION_FIELDS = ("question", "problem", "prompt", "query", "input", "Question", "content")
+ANSWER_FIELDS = ("answer", "final_answer", "reward_model.ground_truth", "ground_truth", "gt", "target", "Answer")
+ID_FIELDS = ("id", "idx", "unique_id", "extra_info.index", "index", "ID")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: `prompt` is the raw question text (no template), `answer` the gold answer."""
+
+    id: str
+    prompt: str
+    answer: str
+    source: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+def _get(row: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = row
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _text_of(value: Any) -> str | None:
+    """Question text from a string or a chat message list (the last user turn)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence) and value and all(isinstance(m, Mapping) for m in value):
+        users = [m.get("content") for m in value if m.get("role") == "user"]
+        text = users[-1] if users else value[-1].get("content")
+        return text if isinstance(text, str) else None
+    return None
+
+
+def _answer_of(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        # Harness files sometimes wrap a gold answer in $...$.
+        if len(text) >= 2 and text.startswith("$") and text.endswith("$"):
+            text = text[1:-1].strip()
+        return text
+    if isinstance(value, Sequence):  # several final answers (OlympiadBench)
+        parts = [_answer_of(v) for v in value]
+        if parts and all(parts):
+            return ", ".join(p for p in parts if p)
+    return None
+
+
+def _pick(row: Mapping[str, Any], explicit: str | None, candidates: Sequence[str]) -> tuple[str | None, Any]:
+    names = (explicit,) if explicit else candidates
+    for name in names:
+        value = _get(row, name)
+        if value is not None:
+            return name, value
+    return None, None
+
+
+def problems_from_rows(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    where: str,
+    question_field: str | None = None,
+    answer_field: str | None = None,
+    id_field: str | None = None,
+    source: str = "",
+) -> list[Problem]:
+    """Turn dict rows into problems; `where` names the file for error messages."""
+    problems = []
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping):
+            raise RlvrError(f"{where}: row {i} is not an object")
+        qname, qvalue = _pick(row, question_field, QUESTION_FIELDS)
+        question = _text_of(qvalue)
+        if not question or not question.strip():
+            wanted = question_field or "/".join(QUESTION_FIELDS[:3])
+            raise RlvrError(f"{where}: row {i} has no question text (field {qname or wanted!r})")
+        aname, avalue = _pick(row, answer_field, ANSWER_FIELDS)
+        answer = _answer_of(avalue)
+        if not answer:
+            wanted = answer_field or "/".join(ANSWER_FIELDS[:3])
+            raise RlvrError(f"{where}: row {i} has a missing or empty answer (field {aname or wanted!r})")
+        _, pid = _pick(row, id_field, ID_FIELDS)
+        meta = {k: v for k, v in row.items() if k not in (qname, aname)}
+        row_source = row.get("data_source") if isinstance(row.get("data_source"), str) else source
+        problems.append(
+            Problem(id=str(pid if pid is not None else i - 1), prompt=question, answer=answer,
+                    source=row_source or source, meta=meta)
+        )
+    if not problems:
+        raise RlvrError(f"{where}: no problems found")
+    return problems
+
+
+def _read_jsonl(path: Path) -> list[Mapping[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise RlvrError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
+    return rows
+
+
+def read_rows(path: str | Path) -> list[Mapping[str, Any]]:
+    """Rows of a JSONL, JSON (array) or parquet file as dicts."""
+    p = Path(path)
+    if not p.exists():
+        raise RlvrError(f"{p}: no such file")
+    suffix = p.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_table(p).to_pylist())
+    if suffix == ".json":
+        text = p.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return _read_jsonl(p)  # JSON Lines named .json happens in the wild
+        if isinstance(data, list):
+            return data
+        raise RlvrError(f"{p}: expected a JSON array of objects")
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(p)
+    raise RlvrError(f"{p}: unknown file type {suffix!r} (use .jsonl, .json or .parquet)")
+
+
+def load_problems(
+    path_or_id: str | Path,
+    *,
+    question_field: str | None = None,
+    answer_field: str | None = None,
+    id_field: str | None = None,
+    split: str = "train",
+    limit: int | None = None,
+) -> list[Problem]:
+    """Load problems from a local file or, when no such file exists, a Hugging Face dataset id."""
+    p = Path(path_or_id)
+    if p.exists() or p.suffix.lower() in (".jsonl", ".json", ".parquet", ".ndjson"):
+        rows = read_rows(p)
+        where = str(p)
+        source = p.stem
+    else:
+        rows = _hub_rows(str(path_or_id), split)
+        where = f"{path_or_id} [{split}]"
+        source = str(path_or_id)
+    if limit is not None:
+        rows = rows[:limit]
+    return problems_from_rows(
+        rows, where=where, question_field=question_field, answer_field=answer_field,
+        id_field=id_field, source=source,
+    )
+
+
+def _hub_rows(dataset_id: str, split: str) -> list[Mapping[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise RlvrError(
+            f"{dataset_id}: not a local file; loading a Hugging Face dataset needs `pip install datasets`"
+        ) from None
+    try:
+        ds = datasets.load_dataset(dataset_id, split=split)
+    except Exception as err:  # offline, unknown id, missing split: one clear line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RlvrError(f"{dataset_id}: cannot load dataset split {split!r} ({first})") from None
+    return [dict(r) for r in ds]

@@ -1,0 +1,74 @@
+"""The rollout-engine protocol and the batch of sampled responses it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How responses are sampled. temperature 0 means greedy decoding."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 512
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass
+class Rollouts:
+    """N = B * G sampled responses, prompt-major: row b * G + g is sample g of prompt b.
+
+    prompt_ids / prompt_mask: (N, P), left-padded. response_ids / response_mask: (N, R), right-padded;
+    the mask covers every generated token up to and including the stop token.
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    texts: list[str]
+    finish_reasons: list[str]  # "eos" or "length"
+    n: int
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        """(N, P + R) prompt and response tokens."""
+        return torch.cat([self.prompt_ids, self.response_ids], dim=1)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return torch.cat([self.prompt_mask, self.response_mask], dim=1)
+
+    @property
+    def full_response_mask(self) -> torch.Tensor:
+        """(N, P + R) mask of response positions within `input_ids`."""
+        return torch.cat([torch.zeros_like(self.prompt_mask), self.response_mask], dim=1)
+
+    @property
+    def response_lengths(self) -> torch.Tensor:
+        return self.response_mask.sum(dim=1)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+class RolloutEngine(Protocol):
+    """Anything that samples responses: the Hugging Face engine, or a scripted fake in tests."""
+
+    def generate(
+        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None
+    ) -> Rollouts:
+        """Sample n responses for each prompt (B prompts -> B * n rows, prompt-major)."""
+        ...
+
+    def sync(self, model: Any) -> None:
+        """Make the engine sample from `model`'s current weights."""
+        ...

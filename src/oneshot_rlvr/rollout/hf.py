@@ -1,0 +1,131 @@
+"""The Hugging Face `generate` rollout engine.
+
+In 1-shot RLVR every prompt in the batch is the same text. Instead of prefilling it once per row,
+the engine prefills each distinct prompt once, copies the key/value cache to all rows that share
+it, and lets `generate` continue from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from oneshot_rlvr.models.load import stop_token_ids
+from oneshot_rlvr.rollout.base import Rollouts, SamplingParams
+
+
+class HFRolloutEngine:
+    """Samples from a Hugging Face causal LM (the policy itself: `sync` just swaps the reference)."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_rows: int = 256, share_prefill: bool = True):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_rows = max_batch_rows
+        self.share_prefill = share_prefill
+        self.stop_ids = stop_token_ids(tokenizer, model)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
+
+    def sync(self, model: Any) -> None:
+        self.model = model
+
+    @torch.no_grad()
+    def generate(
+        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None
+    ) -> Rollouts:
+        if seed is not None:
+            torch.manual_seed(seed)
+        rows = [p for p in prompts for _ in range(n)]
+        parts = [self._generate_rows(rows[i : i + self.max_batch_rows], sampling)
+                 for i in range(0, len(rows), self.max_batch_rows)]
+        return _concat(parts, n, self.pad_id)
+
+    def _generate_rows(self, rows: list[str], sampling: SamplingParams) -> Rollouts:
+        model = self.model
+        device = next(model.parameters()).device
+        enc = self.tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
+        ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=sampling.max_new_tokens, eos_token_id=self.stop_ids, pad_token_id=self.pad_id,
+            do_sample=not sampling.greedy,
+        )
+        if not sampling.greedy:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        cache = self._shared_prefill(rows, ids, mask) if self.share_prefill else None
+        if cache is not None:
+            kwargs[_cache_keyword(model.forward)] = cache  # generate follows the forward rename
+        was_training = model.training
+        model.eval()
+        try:
+            out = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **kwargs)
+        finally:
+            model.train(was_training)
+        return self._to_rollouts(ids, mask, out[:, ids.shape[1] :])
+
+    def _shared_prefill(self, rows: list[str], ids: torch.Tensor, mask: torch.Tensor) -> Any:
+        """A KV cache of all but the last prompt token, computed once per distinct prompt."""
+        first_row: dict[str, int] = {}
+        for i, text in enumerate(rows):
+            first_row.setdefault(text, i)
+        if len(first_row) == len(rows) or ids.shape[1] < 2:
+            return None  # nothing shared: plain generate is as good
+        from transformers import DynamicCache
+
+        unique = torch.tensor(list(first_row.values()), device=ids.device)
+        u_ids, u_mask = ids[unique, :-1], mask[unique, :-1]
+        position_ids = (u_mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        self.model(input_ids=u_ids, attention_mask=u_mask, position_ids=position_ids,
+                   use_cache=True, **{_cache_keyword(self.model.forward): cache})
+        slot = {text: k for k, text in enumerate(first_row)}
+        cache.batch_select_indices(torch.tensor([slot[t] for t in rows], device=ids.device))
+        return cache
+
+    def _to_rollouts(self, ids: torch.Tensor, mask: torch.Tensor, resp: torch.Tensor) -> Rollouts:
+        stops = torch.tensor(self.stop_ids, device=resp.device)
+        is_stop = torch.isin(resp, stops)
+        # Keep tokens up to and including the first stop token.
+        before_stop = (is_stop.cumsum(dim=1) - is_stop.long()) == 0
+        resp_mask = before_stop.long()
+        lengths = resp_mask.sum(dim=1)
+        finished = (is_stop & before_stop).any(dim=1)
+        resp = torch.where(resp_mask.bool(), resp, torch.full_like(resp, self.pad_id))
+        texts = []
+        for row, length, done in zip(resp.tolist(), lengths.tolist(), finished.tolist(), strict=True):
+            body = row[: length - 1] if done else row[:length]
+            texts.append(self.tokenizer.decode(body, skip_special_tokens=True))
+        reasons = ["eos" if d else "length" for d in finished.tolist()]
+        return Rollouts(ids.cpu(), mask.cpu(), resp.cpu(), resp_mask.cpu(), texts, reasons, n=1)
+
+
+def _cache_keyword(fn: Any) -> str:
+    """`cache` in recent transformers, `past_key_values` before the rename."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
+
+
+def _concat(parts: list[Rollouts], n: int, pad_id: int) -> Rollouts:
+    if len(parts) == 1:
+        parts[0].n = n
+        return parts[0]
+
+    def cat(tensors: list[torch.Tensor], value: int, left: bool) -> torch.Tensor:
+        width = max(t.shape[1] for t in tensors)
+        padded = []
+        for t in tensors:
+            pad = torch.full((t.shape[0], width - t.shape[1]), value, dtype=t.dtype)
+            padded.append(torch.cat([pad, t] if left else [t, pad], dim=1))
+        return torch.cat(padded, dim=0)
+
+    return Rollouts(
+        prompt_ids=cat([p.prompt_ids for p in parts], pad_id, left=True),
+        prompt_mask=cat([p.prompt_mask for p in parts], 0, left=True),
+        response_ids=cat([p.response_ids for p in parts], pad_id, left=False),
+        response_mask=cat([p.response_mask for p in parts], 0, left=False),
+        texts=[t for p in parts for t in p.texts],
+        finish_reasons=[r for p in parts for r in p.finish_reasons],
+        n=n,
+    )
