@@ -1,0 +1,289 @@
+"""Every training setting in one dataclass; presets; YAML files and KEY=VALUE overrides.
+
+The attribute docstrings below are the documentation: `rlvr train --help-config` prints them.
+The resolved config is written to RUN/config.yaml, and nothing else in the code holds a setting.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import math
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from oneshot_rlvr.errors import RlvrError
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one RLVR training run (defaults: the paper's pi1 recipe on Qwen2.5-Math-1.5B)."""
+
+    # --- model
+    model: str = "Qwen/Qwen2.5-Math-1.5B"
+    """Policy model: local folder, Hugging Face hub id, or builtin:tiny."""
+    dtype: str = "float32"
+    """Dtype of the trained weights (float32 master weights, as the paper; bfloat16 halves memory)."""
+    autocast: str = "bf16"
+    """Compute dtype for forward passes: bf16 (autocast) or none."""
+    gradient_checkpointing: bool = False
+    """Recompute activations during backward to save memory."""
+    lora_r: int = 0
+    """LoRA rank; 0 trains all weights."""
+    lora_alpha: int = 32
+    """LoRA alpha."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto (cuda when available; the local rank's GPU under torchrun)."""
+
+    # --- data
+    train_file: str = ""
+    """Problem file (JSONL with question/answer fields, JSON, or verl parquet); small sets are repeated to the batch."""
+    pool: str = ""
+    """A problem pool to pick examples from with `index` (e.g. DSR-sub parquet)."""
+    index: str = ""
+    """Example id(s) in `pool`, comma-separated (124 = pi1; 124,682 = pi1 + pi13)."""
+    problem: str = ""
+    """An inline training problem (with `answer`)."""
+    answer: str = ""
+    """The gold answer of the inline `problem`."""
+    question_field: str = ""
+    """Field holding the question in the problem files (default: question/problem/prompt...)."""
+    answer_field: str = ""
+    """Field holding the gold answer (default: answer/final_answer/reward_model.ground_truth...)."""
+    template: str = "oneshot-train"
+    """Prompt template for training: oneshot-train, qwen25-math-cot or plain."""
+    max_prompt_tokens: int = 1024
+    """Longest allowed prompt; longer prompts are an error before training starts."""
+
+    # --- objective
+    algo: str = "grpo"
+    """grpo (the paper), dr_grpo (no std normalisation, sum/const aggregation) or ppo (critic + GAE)."""
+    adv_norm: str = "group"
+    """GRPO advantage normalisation: group, batch or none."""
+    loss_agg: str = "token-mean"
+    """Loss aggregation: token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm."""
+    pg_coef: float = 1.0
+    """Policy-gradient coefficient; 0 gives the entropy-only ablation."""
+    entropy_coef: float = 0.001
+    """Entropy bonus coefficient (positive raises entropy)."""
+    kl_coef: float = 0.001
+    """KL-to-reference coefficient in the loss; 0 skips the reference model."""
+    kl_kind: str = "k3"
+    """KL estimator: k1, k2 or k3 (verl's low_var_kl)."""
+    clip_low: float = 0.2
+    """PPO ratio clip below 1."""
+    clip_high: float = 0.2
+    """PPO ratio clip above 1 (raise for clip-higher)."""
+    vf_coef: float = 0.5
+    """PPO only: value-loss coefficient."""
+    gamma: float = 1.0
+    """PPO only: discount."""
+    lam: float = 1.0
+    """PPO only: GAE lambda."""
+
+    # --- rollouts
+    n: int = 8
+    """Samples per prompt (the group size G)."""
+    temperature: float = 0.6
+    """Sampling temperature; log-probs and entropy use logits / temperature too."""
+    top_p: float = 1.0
+    """Nucleus sampling."""
+    top_k: int = 0
+    """Top-k sampling (0 = off)."""
+    max_new_tokens: int = 3072
+    """Longest response."""
+    rollout_batch_rows: int = 256
+    """Most rows generated at once."""
+
+    # --- optimisation
+    lr: float = 1e-6
+    """AdamW learning rate (constant)."""
+    warmup_steps: int = 0
+    """Linear warm-up steps."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    beta1: float = 0.9
+    """AdamW beta1."""
+    beta2: float = 0.999
+    """AdamW beta2."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm (0 = off)."""
+    batch_size: int = 128
+    """Prompts per RL step (the one example is repeated to this many rows, each its own group)."""
+    mini_batch_size: int = 128
+    """Prompts per optimizer update; batch_size / mini_batch_size updates per step and PPO epoch."""
+    micro_batch_size: int = 8
+    """Rows (responses) per forward/backward pass; gradients accumulate over micro-batches."""
+    micro_batch_tokens: int = 0
+    """If > 0, pack micro-batches by this token budget instead of micro_batch_size."""
+    ppo_epochs: int = 1
+    """Passes over each rollout batch."""
+
+    # --- run
+    steps: int = 2000
+    """RL steps."""
+    seed: int = 0
+    """Seed for data order, sampling and initialisation."""
+    save_every: int = 20
+    """Checkpoint every N steps (0 = only at the end)."""
+    keep_checkpoints: int = 0
+    """Keep only the newest N checkpoints (0 = keep all)."""
+    val_file: str = ""
+    """Held-out problem file for periodic greedy validation."""
+    val_every: int = 20
+    """Validate every N steps (when val_file is set); also before the first step."""
+    val_limit: int = 0
+    """Use only the first N validation problems (0 = all)."""
+    val_template: str = "qwen25-math-cot"
+    """Prompt template for validation."""
+    val_max_new_tokens: int = 0
+    """Longest validation response (0 = max_new_tokens)."""
+
+    def validate(self, world_size: int = 1) -> None:
+        """Check settings that would otherwise fail mid-run; errors name the setting."""
+        choices = {
+            "algo": ("grpo", "dr_grpo", "ppo"), "adv_norm": ("group", "batch", "none"),
+            "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"),
+            "kl_kind": ("k1", "k2", "k3"), "autocast": ("bf16", "none"),
+            "template": ("oneshot-train", "qwen25-math-cot", "plain"),
+            "val_template": ("oneshot-train", "qwen25-math-cot", "plain"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise RlvrError(f"setting {key}={getattr(self, key)!r}: choose from {', '.join(allowed)}")
+        for key in ("n", "batch_size", "mini_batch_size", "micro_batch_size", "ppo_epochs", "steps",
+                    "max_new_tokens", "rollout_batch_rows", "max_prompt_tokens"):
+            if getattr(self, key) < 1:
+                raise RlvrError(f"setting {key}={getattr(self, key)} must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise RlvrError(f"setting lr={self.lr} must be a positive number")
+        if self.batch_size % self.mini_batch_size:
+            raise RlvrError(
+                f"settings batch_size={self.batch_size} and mini_batch_size={self.mini_batch_size}: "
+                "the batch must split into whole mini-batches"
+            )
+        if self.mini_batch_size % world_size:
+            raise RlvrError(
+                f"setting mini_batch_size={self.mini_batch_size} does not split evenly over {world_size} processes"
+            )
+        if self.algo == "ppo" and self.n < 1:
+            raise RlvrError("setting n must be at least 1")
+        if self.algo != "ppo" and self.n < 2 and self.pg_coef != 0:
+            raise RlvrError(f"setting n={self.n}: group advantages need at least 2 samples per prompt")
+        sources = [bool(self.train_file), bool(self.pool), bool(self.problem)]
+        if sum(sources) != 1:
+            raise RlvrError("give exactly one training source: train_file=..., pool=... index=..., or problem=... answer=...")
+        if self.pool and not self.index:
+            raise RlvrError("setting pool needs index=ID[,ID...] naming the example(s) to train on")
+        if self.problem and not self.answer.strip():
+            raise RlvrError("setting problem needs a non-empty answer=...")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Every value from the paper's headline run (PAPER.md); data comes from train_file / pool+index.
+    "pi1-qwen2.5-math-1.5b": dict(
+        model="Qwen/Qwen2.5-Math-1.5B", dtype="float32", autocast="bf16", gradient_checkpointing=True,
+        algo="grpo", adv_norm="group", loss_agg="token-mean", pg_coef=1.0, entropy_coef=0.001,
+        kl_coef=0.001, kl_kind="k3", clip_low=0.2, clip_high=0.2, n=8, temperature=0.6, top_p=1.0,
+        max_new_tokens=3072, max_prompt_tokens=1024, lr=1e-6, weight_decay=0.01, beta1=0.9, beta2=0.999,
+        grad_clip=1.0, batch_size=128, mini_batch_size=128, ppo_epochs=1, steps=2000, save_every=20,
+        val_every=20, template="oneshot-train", val_template="qwen25-math-cot",
+    ),
+    # The bundled tiny world on a CPU: minutes, not hours.
+    "tiny-cpu": dict(
+        model="builtin:tiny", dtype="float32", autocast="bf16", algo="grpo", n=8, temperature=1.0,
+        max_new_tokens=160, max_prompt_tokens=256, lr=3e-5, batch_size=16, mini_batch_size=16,
+        micro_batch_size=32, rollout_batch_rows=128, steps=40, save_every=10, val_every=10,
+        kl_coef=0.001, entropy_coef=0.001, device="cpu",
+    ),
+}
+
+
+def field_docs(cls: type = TrainConfig) -> dict[str, str]:
+    """Attribute docstrings of a dataclass (the string literal right after each field)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for prev, node in zip(body, body[1:], strict=False):
+        if (isinstance(prev, ast.AnnAssign) and isinstance(prev.target, ast.Name)
+                and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)):
+            docs[prev.target.id] = node.value.value.strip()
+    return docs
+
+
+def _coerce(key: str, raw: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise RlvrError(f"setting {key}={raw!r}: expected true or false")
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except (TypeError, ValueError):
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise RlvrError(f"setting {key}={raw!r}: expected {kind}") from None
+    return "" if raw is None else str(raw)
+
+
+def apply_overrides(config: TrainConfig, values: dict[str, Any], *, where: str) -> TrainConfig:
+    """A copy of `config` with `values` applied; unknown keys are an error naming `where`."""
+    known = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    updates = {}
+    for key, raw in values.items():
+        if key not in known:
+            close = [k for k in known if k.startswith(key[:3])]
+            hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
+            raise RlvrError(f"{where}: unknown setting {key!r}{hint}")
+        updates[key] = _coerce(key, raw, known[key].default)
+    return dataclasses.replace(config, **updates)
+
+
+def parse_key_values(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RlvrError(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def resolve_config(preset: str | None, config_file: str | None, overrides: list[str]) -> TrainConfig:
+    """Defaults <- preset <- YAML file <- KEY=VALUE overrides, in that order."""
+    config = TrainConfig()
+    if preset:
+        if preset not in PRESETS:
+            raise RlvrError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+        config = apply_overrides(config, PRESETS[preset], where=f"preset {preset}")
+    if config_file:
+        path = Path(config_file)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise RlvrError(f"{path}: cannot read config ({err})") from None
+        if not isinstance(data, dict):
+            raise RlvrError(f"{path}: expected a mapping of setting: value")
+        config = apply_overrides(config, data, where=str(path))
+    return apply_overrides(config, parse_key_values(overrides), where="command line")
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), encoding="utf-8")
+
+
+def load_config(path: Path) -> TrainConfig:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return apply_overrides(TrainConfig(), data, where=str(path))
