@@ -1,0 +1,131 @@
+"""Per-token log-probs and entropies of response tokens, without materialising the full logits.
+
+A causal LM's last step, hidden (B, T, H) -> logits (B, T, V), is by far its largest tensor for a big
+vocabulary: Qwen2.5 has V = 151,936, so one batch of 8 x 4k tokens is ~20 GB of fp32 logits, and
+log_softmax, softmax and their gradients each want as much again. Here the decoder body runs once,
+only the positions that predict a response token are kept, and the output projection, log_softmax,
+gather and entropy run on ``chunk`` of those positions at a time under activation checkpointing, so
+forward and backward each hold at most one (chunk, V) block of logits at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from oneshot_rlvr.errors import RlvrError
+
+
+def _causal_lm(model: nn.Module) -> Any:
+    """The Hugging Face causal LM under a peft wrapper (LoRA layers stay injected in it)."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        raise RlvrError(
+            "token_logprobs: pass the unwrapped model (DistributedDataParallel's gradient sync needs "
+            "its own forward, which this function bypasses to avoid the full logits)"
+        )
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def _head_chunk(
+    head: nn.Module, hidden: Tensor, targets: Tensor, temperature: float
+) -> tuple[Tensor, Tensor]:
+    """(n, H) hidden states and (n,) target ids -> (n,) log-probs and (n,) entropies."""
+    logits = head(hidden)
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    logits = logits.to(dtype) / temperature
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, targets[:, None]).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(dim=-1)
+    return logp, entropy
+
+
+def _check_inputs(input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor) -> Tensor:
+    shapes = [tuple(t.shape) for t in (input_ids, attention_mask, response_mask)]
+    if len(shapes[0]) != 2 or len(set(shapes)) != 1:
+        raise RlvrError(
+            f"token_logprobs: input_ids, attention_mask, response_mask must be one (B, T) shape, got {shapes}"
+        )
+    response = response_mask.bool()
+    bad_first = response[:, 0]
+    outside = response & ~attention_mask.bool()
+    # One host sync for both checks.
+    if bool((bad_first.any() | outside.any()).item()):
+        raise RlvrError(
+            "token_logprobs: response_mask must be 0 in column 0 (the first token has no prediction) "
+            "and 0 wherever attention_mask is 0"
+        )
+    return response
+
+
+def token_logprobs(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    response_mask: Tensor,
+    *,
+    temperature: float = 1.0,
+    chunk: int = 1024,
+) -> tuple[Tensor, Tensor]:
+    """Log-probs and entropies of the response tokens under ``model``, logits divided by temperature.
+
+    Args:
+        model: a Hugging Face causal LM (``get_decoder()`` and ``get_output_embeddings()``), or a peft
+            model wrapping one. Not a DistributedDataParallel wrapper (its forward is bypassed).
+        input_ids: (B, T) prompt + response tokens; prompts may be left-padded.
+        attention_mask: (B, T) 1 on real tokens, 0 on padding.
+        response_mask: (B, T) 1 on the response tokens to score; column 0 must be 0.
+        temperature: the sampling temperature (the paper scores with logits / 0.6, as it samples).
+        chunk: output positions whose (chunk, V) logits are computed at a time.
+
+    Returns:
+        (logp, entropy), both (B, T) and aligned with ``input_ids``: entry t is
+        log p(input_ids[:, t] | input_ids[:, :t]) and the entropy of that predictive distribution,
+        and 0 where response_mask is 0. Float32 (float64 for a float64 model). Differentiable with
+        respect to the model's parameters.
+
+    Positions are ``attention_mask.cumsum(-1) - 1`` (clamped at 0), the ones ``generate`` gives a
+    left-padded prompt, so a padded row scores as it would alone.
+    """
+    if temperature <= 0:
+        raise RlvrError(f"temperature: expected > 0, got {temperature}")
+    if chunk < 1:
+        raise RlvrError(f"chunk: expected >= 1, got {chunk}")
+    response = _check_inputs(input_ids, attention_mask, response_mask)
+    lm = _causal_lm(model)
+    if getattr(getattr(lm, "config", None), "final_logit_softcapping", None):
+        raise RlvrError("token_logprobs: models with final_logit_softcapping are not supported")
+    body, head = lm.get_decoder(), lm.get_output_embeddings()
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+    hidden: Tensor = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+    # Hidden state t-1 predicts token t: keep only the predictions of response tokens.
+    targets_at = response[:, 1:]
+    rows, cols = targets_at.nonzero(as_tuple=True)
+    h = hidden[:, :-1][rows, cols]
+    targets = input_ids[:, 1:][rows, cols]
+    logps: list[Tensor] = []
+    entropies: list[Tensor] = []
+    for start in range(0, h.shape[0], chunk):
+        args = (head, h[start : start + chunk], targets[start : start + chunk], temperature)
+        if torch.is_grad_enabled():
+            lp, ent = checkpoint(_head_chunk, *args, use_reentrant=False)
+        else:
+            lp, ent = _head_chunk(*args)
+        logps.append(lp)
+        entropies.append(ent)
+
+    dtype = torch.promote_types(hidden.dtype, torch.float32)
+    batch, width = input_ids.shape
+    cols = cols + 1
+    results = []
+    for parts in (logps, entropies):
+        # No response token at all: an empty result still hangs on the graph, so backward() works.
+        values = torch.cat(parts) if parts else (hidden.sum() * 0).to(dtype).expand(0)
+        full = hidden.new_zeros(batch, width, dtype=dtype)
+        results.append(full.index_put((rows, cols), values.to(dtype)))
+    return results[0], results[1]
