@@ -1,0 +1,344 @@
+"""Batched evaluation: generate, grade, keep one record per response, summarise, write, print.
+
+`evaluate_problems` is the library entry point (the trainer calls it for periodic validation);
+`evaluate_benchmarks` runs registry benchmarks with their protocols and writes `results.json` and
+`records.jsonl`. Generation goes in chunks; chunk i is graded in a worker thread while chunk i+1 is
+generated, so the (CPU-bound, sympy) grader hides behind the (GPU-bound) sampler.
+
+A record (one line of records.jsonl) holds: benchmark, problem_index, problem_id, sample, prompt (as the
+model saw it, template applied), response, extracted (the answer the lenient grader read, or null),
+gold, correct (lenient verdict), strict_correct (the last \\boxed{} must match), boxed (has a
+\\boxed{}), tokens (generated tokens, the stop token included), finish_reason ("eos" or "length") and
+reflection (the non-zero self-reflection word counts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from oneshot_rlvr.data.problems import Problem
+from oneshot_rlvr.data.templates import render_prompt
+from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.eval.analysis import has_boxed, reflection_counts
+from oneshot_rlvr.eval.benchmarks import (
+    DEFAULT_TEMPLATE,
+    PAPER_BENCHMARKS,
+    Benchmark,
+    Protocol,
+    load_benchmark,
+)
+from oneshot_rlvr.eval.choice import extract_choice, grade_choice
+from oneshot_rlvr.eval.metrics import benchmark_average, summarize
+from oneshot_rlvr.rollout.base import RolloutEngine, Rollouts, SamplingParams
+
+log = logging.getLogger(__name__)
+
+RESULTS_FORMAT = 1
+
+
+@dataclass
+class EvalOptions:
+    """Settings of a benchmark evaluation. Unset (None) decoding fields keep each benchmark's protocol."""
+
+    data_dir: str | None = None
+    """Folder of the benchmark files (else $RLVR_EVAL_DATA, else the shared harness folder)."""
+    limit: int | None = None
+    """Evaluate only the first N problems of each benchmark."""
+    template: str = DEFAULT_TEMPLATE
+    """Prompt template for benchmarks that do not fix their own."""
+    n: int | None = None
+    """Samples per problem for every benchmark (default: the protocol's 1 or 8)."""
+    temperature: float | None = None
+    """Sampling temperature for every benchmark (default: the protocol's 0 or 0.6)."""
+    top_p: float | None = None
+    """Nucleus mass for every benchmark (default 1.0)."""
+    max_new_tokens: int | None = None
+    """Response length limit (default: the protocol's 3072)."""
+    seed: int | None = 0
+    """Sampling seed; the same seed gives the same records on CPU."""
+    chunk_rows: int | None = None
+    """Responses per generation call (default: the engine's max_batch_rows, else 256)."""
+
+
+def protocol_for(bench: Benchmark, options: EvalOptions) -> Protocol:
+    """The benchmark's protocol with the options' overrides applied."""
+    p = bench.protocol
+    return Protocol(
+        n=options.n if options.n is not None else p.n,
+        temperature=options.temperature if options.temperature is not None else p.temperature,
+        top_p=options.top_p if options.top_p is not None else p.top_p,
+        max_new_tokens=options.max_new_tokens if options.max_new_tokens is not None else p.max_new_tokens,
+    )
+
+
+def evaluate_problems(
+    engine: RolloutEngine,
+    problems: Sequence[Problem],
+    *,
+    template: str,
+    tokenizer: Any,
+    sampling: SamplingParams,
+    n: int = 1,
+    seed: int | None = None,
+    benchmark: str = "custom",
+    kind: str = "math",
+    chunk_rows: int | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Generate n responses per problem, grade them, and return (metrics, records).
+
+    Greedy decoding (temperature 0) gives one distinct response, so n is then 1. `kind` "choice"
+    grades letters (ARC) instead of math answers. Metrics are those of `metrics.summarize`.
+    """
+    if sampling.greedy and n > 1:
+        log.warning("%s: greedy decoding gives one response per problem; using n=1, not %d", benchmark, n)
+        n = 1
+    if n < 1:
+        raise ValueError(f"n must be >= 1 (got {n})")
+    prompts = [render_prompt(p.prompt, template, tokenizer) for p in problems]
+    rows = chunk_rows or int(getattr(engine, "max_batch_rows", 256))
+    per_chunk = max(1, rows // n)
+    records: list[dict[str, Any]] = []
+    problem_list = list(problems)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grade") as pool:
+        pending: list[Future[list[dict[str, Any]]]] = []
+        for c, start in enumerate(range(0, len(problems), per_chunk)):
+            chunk_seed = None if seed is None else seed + c
+            out = engine.generate(prompts[start : start + per_chunk], n, sampling, seed=chunk_seed)
+            pending.append(pool.submit(
+                _grade_chunk, benchmark, kind, problem_list, prompts, start, n, out,
+            ))
+            log.info("%s: generated %d/%d problems", benchmark, min(start + per_chunk, len(problems)),
+                     len(problems))
+        for fut in pending:
+            records.extend(fut.result())
+    return summarize(records), records
+
+
+def _grade_chunk(benchmark: str, kind: str, problems: list[Problem], prompts: list[str], start: int,
+                 n: int, out: Rollouts) -> list[dict[str, Any]]:
+    chunk = [problems[start + i // n] for i in range(len(out.texts))]
+    responses = out.texts
+    if kind == "choice":
+        lenient = [grade_choice(p, r) for p, r in zip(chunk, responses, strict=True)]
+        strict = [grade_choice(p, r, require_boxed=True) for p, r in zip(chunk, responses, strict=True)]
+        extracted = [extract_choice(r, "".join(p.meta.get("labels", "ABCD")), p.meta.get("choices", ()))
+                     for p, r in zip(chunk, responses, strict=True)]
+    else:
+        from oneshot_rlvr.reward import extract_answer, verify_batch
+
+        golds = [p.answer for p in chunk]
+        lenient = verify_batch(golds, responses, require_boxed=False)
+        strict = verify_batch(golds, responses, require_boxed=True)
+        extracted = [extract_answer(r, mode="lenient") for r in responses]
+    tokens = out.response_mask.sum(dim=1).tolist()
+    records = []
+    for i, text in enumerate(responses):
+        idx = start + i // n
+        counts = reflection_counts(text)
+        records.append({
+            "benchmark": benchmark, "problem_index": idx, "problem_id": problems[idx].id, "sample": i % n,
+            "prompt": prompts[idx], "response": text, "extracted": extracted[i], "gold": problems[idx].answer,
+            "correct": bool(lenient[i]), "strict_correct": bool(strict[i]), "boxed": has_boxed(text),
+            "tokens": int(tokens[i]), "finish_reason": out.finish_reasons[i],
+            "reflection": {w: c for w, c in counts.items() if c},
+        })
+    return records
+
+
+def load_benchmarks(
+    benchmarks: Sequence[Benchmark], options: EvalOptions | None = None
+) -> dict[str, list[Problem]]:
+    """name -> problems for each benchmark (honouring data_dir and limit); fails on the first bad one."""
+    opts = options or EvalOptions()
+    return {b.name: load_benchmark(b, data_dir=opts.data_dir, limit=opts.limit) for b in benchmarks}
+
+
+def evaluate_benchmarks(
+    engine: RolloutEngine,
+    tokenizer: Any,
+    benchmarks: Sequence[Benchmark],
+    options: EvalOptions | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    model: str = "",
+    step: int | None = None,
+    problems: Mapping[str, Sequence[Problem]] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run each benchmark with its protocol; return (results, records) and write them to out_dir.
+
+    `problems` (name -> problems, from `load_benchmarks`) skips loading; otherwise every benchmark
+    is loaded before any generation, so a missing file fails at once.
+    """
+    opts = options or EvalOptions()
+    loaded = problems if problems is not None else load_benchmarks(benchmarks, opts)
+    per_benchmark: dict[str, Any] = {}
+    all_records: list[dict[str, Any]] = []
+    for bench in benchmarks:
+        bench_problems = loaded[bench.name]
+        proto = protocol_for(bench, opts)
+        template = bench.template or opts.template
+        began = time.perf_counter()
+        metrics, records = evaluate_problems(
+            engine, bench_problems, template=template, tokenizer=tokenizer, sampling=proto.sampling(),
+            n=proto.n, seed=opts.seed, benchmark=bench.name, kind=bench.kind, chunk_rows=opts.chunk_rows,
+        )
+        if proto.temperature <= 0 and proto.n > 1:
+            proto = replace(proto, n=1)
+        per_benchmark[bench.name] = {
+            "label": bench.column, "kind": bench.kind, "protocol": {**asdict(proto), "template": template},
+            **metrics, "seconds": round(time.perf_counter() - began, 3),
+        }
+        all_records.extend(records)
+        log.info("%s: accuracy %.1f%% over %d problems", bench.name, 100 * metrics["accuracy"],
+                 len(bench_problems))
+    results = {
+        "format": RESULTS_FORMAT,
+        "model": model,
+        "step": step,
+        "settings": {k: v for k, v in asdict(opts).items() if k != "chunk_rows"},
+        "benchmarks": per_benchmark,
+        "average": benchmark_average(per_benchmark, PAPER_BENCHMARKS),
+    }
+    if out_dir is not None:
+        write_outputs(out_dir, results, all_records)
+    return results, all_records
+
+
+def write_outputs(
+    out_dir: str | Path, results: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
+) -> Path:
+    """results.json and records.jsonl under out_dir (created); records are written first, so a
+    results.json on disk always has its records next to it."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "records.jsonl.tmp"
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    tmp.replace(out / "records.jsonl")
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(out / "results.json")
+    return out
+
+
+def format_table(rows: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """A text table in the paper's layout: one row per (name, results); accuracy in percent.
+
+    Columns: MATH500, AIME24, AIME25, AMC23, Minerva, Olympiad, Avg, then any other benchmarks.
+    """
+    from oneshot_rlvr.eval.benchmarks import BENCHMARKS
+
+    extra: list[str] = []
+    for _, res in rows:
+        extra += [b for b in res.get("benchmarks", {}) if b not in PAPER_BENCHMARKS and b not in extra]
+    names = [*PAPER_BENCHMARKS, "_avg", *extra]
+
+    def label(name: str) -> str:
+        if name == "_avg":
+            return "Avg"
+        return BENCHMARKS[name].column if name in BENCHMARKS else name
+
+    def cell(res: Mapping[str, Any], name: str) -> str:
+        if name == "_avg":
+            avg = res.get("average", {})
+            complete = avg.get("complete") and avg.get("accuracy") is not None
+            return f"{100 * avg['accuracy']:.1f}" if complete else "-"
+        b = res.get("benchmarks", {}).get(name)
+        return f"{100 * b['accuracy']:.1f}" if b else "-"
+
+    table = [["", *(label(n) for n in names)]]
+    table += [[title, *(cell(res, n) for n in names)] for title, res in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells))
+
+    return "\n".join(line(r) for r in table)
+
+
+def checkpoint_steps(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every RUN/checkpoints/step_N/ that holds a model (config.json), by step."""
+    found = []
+    for folder in (Path(run_dir) / "checkpoints").glob("step_*"):
+        suffix = folder.name[len("step_"):]
+        if suffix.isdigit() and (folder / "config.json").exists():
+            found.append((int(suffix), folder))
+    return sorted(found)
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer.json").exists() or (folder / "tokenizer_config.json").exists()
+
+
+def _run_tokenizer_source(run_dir: Path, folder: Path, tokenizer: str | None) -> str:
+    """The checkpoint's own tokenizer, else `tokenizer`, else the run config's `model`."""
+    if _has_tokenizer(folder):
+        return str(folder)
+    if tokenizer:
+        return tokenizer
+    config = run_dir / "config.yaml"
+    if config.exists():
+        import yaml
+
+        model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model")
+        if isinstance(model, str) and model:
+            return model
+    raise RlvrError(f"{folder}: no tokenizer files and no model in {config}; pass --tokenizer")
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    benchmarks: Sequence[Benchmark],
+    options: EvalOptions | None = None,
+    *,
+    every: int | None = None,
+    device: Any = "cpu",
+    load_options: Any = None,
+    batch_rows: int = 256,
+    tokenizer: str | None = None,
+) -> list[tuple[int, dict[str, Any]]]:
+    """Evaluate a training run's checkpoints into RUN/eval/<step>/ (the accuracy-by-step curve).
+
+    Steps that are multiples of `every` (all steps when None) are evaluated; a step whose
+    results.json already covers the requested benchmarks is skipped and read back. Returns
+    (step, results) for every selected step, by step.
+    """
+    from oneshot_rlvr.models.load import load_model, load_tokenizer
+    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise RlvrError(f"{run}: no such run folder")
+    steps = [(s, f) for s, f in checkpoint_steps(run) if not every or s % every == 0]
+    if not steps:
+        raise RlvrError(f"{run}/checkpoints: no step_N/ checkpoint folders" + (f" at multiples of {every}"
+                                                                               if every else ""))
+    wanted = {b.name for b in benchmarks}
+    problems = load_benchmarks(benchmarks, options)
+    curve = []
+    for step, folder in steps:
+        out = run / "eval" / str(step)
+        done = out / "results.json"
+        if done.exists() and (out / "records.jsonl").exists():
+            previous = json.loads(done.read_text(encoding="utf-8"))
+            if wanted <= set(previous.get("benchmarks", {})):
+                log.info("step %d: already evaluated (%s); skipping", step, done)
+                curve.append((step, previous))
+                continue
+        log.info("step %d: evaluating %s", step, folder)
+        tok = load_tokenizer(_run_tokenizer_source(run, folder, tokenizer))
+        model = load_model(str(folder), load_options, device)
+        engine = HFRolloutEngine(model, tok, max_batch_rows=batch_rows)
+        results, _ = evaluate_benchmarks(engine, tok, benchmarks, options, out_dir=out, model=str(folder),
+                                         step=step, problems=problems)
+        curve.append((step, results))
+        del engine, model
+    return curve
