@@ -19,6 +19,9 @@ from oneshot_rlvr.errors import RlvrError
 
 # (subcommand, module) in the order `rlvr --help` lists them.
 COMMANDS: tuple[tuple[str, str], ...] = (
+    ("train", "oneshot_rlvr.commands.train"),
+    ("select", "oneshot_rlvr.commands.select"),
+    ("export", "oneshot_rlvr.commands.export"),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 import math
 import textwrap
 from dataclasses import dataclass
@@ -177,7 +178,9 @@ class TrainConfig:
             raise RlvrError(f"setting n={self.n}: group advantages need at least 2 samples per prompt")
         sources = [bool(self.train_file), bool(self.pool), bool(self.problem)]
         if sum(sources) != 1:
-            raise RlvrError("give exactly one training source: train_file=..., pool=... index=..., or problem=... answer=...")
+            raise RlvrError(
+                "give exactly one training source: train_file=..., pool=... index=..., or problem=... answer=..."
+            )
         if self.pool and not self.index:
             raise RlvrError("setting pool needs index=ID[,ID...] naming the example(s) to train on")
         if self.problem and not self.answer.strip():
@@ -209,7 +212,7 @@ def field_docs(cls: type = TrainConfig) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for prev, node in zip(body, body[1:], strict=False):
+    for prev, node in itertools.pairwise(body):
         if (isinstance(prev, ast.AnnAssign) and isinstance(prev.target, ast.Name)
                 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
                 and isinstance(node.value.value, str)):

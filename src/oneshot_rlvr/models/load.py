@@ -85,8 +85,12 @@ def load_tokenizer(name: str) -> Any:
     return tok
 
 
-def load_model(name: str, options: LoadOptions | None = None, device: Any = "cpu") -> Any:
-    """The causal LM on `device`, optionally with LoRA adapters and gradient checkpointing."""
+def load_model(name: str, options: LoadOptions | None = None, device: Any = "cpu", *,
+               adapter: str | None = None) -> Any:
+    """The causal LM on `device`, optionally with LoRA adapters and gradient checkpointing.
+
+    `adapter` resumes trained LoRA weights from a checkpoint folder instead of fresh ones.
+    """
     from transformers import AutoModelForCausalLM
 
     opts = options or LoadOptions()
@@ -103,21 +107,23 @@ def load_model(name: str, options: LoadOptions | None = None, device: Any = "cpu
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if opts.lora_r > 0:
-        model = _add_lora(model, opts)
+        model = _add_lora(model, opts, adapter)
     return model
 
 
-def _add_lora(model: Any, opts: LoadOptions) -> Any:
+def _add_lora(model: Any, opts: LoadOptions, adapter: str | None) -> Any:
     try:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, PeftModel, get_peft_model
     except ImportError:
         raise RlvrError("LoRA needs peft: pip install 'oneshot-rlvr[lora]'") from None
+    if opts.gradient_checkpointing:
+        model.enable_input_require_grads()
+    if adapter is not None:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
     config = LoraConfig(
         r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=opts.lora_dropout,
         target_modules=[t.strip() for t in opts.lora_targets.split(",") if t.strip()], task_type="CAUSAL_LM",
     )
-    if opts.gradient_checkpointing:
-        model.enable_input_require_grads()
     return get_peft_model(model, config)
 
 

@@ -72,3 +72,29 @@ class RolloutEngine(Protocol):
     def sync(self, model: Any) -> None:
         """Make the engine sample from `model`'s current weights."""
         ...
+
+
+def concat_rollouts(parts: list[Rollouts], pad_id: int = 0) -> Rollouts:
+    """Stack rollouts row-wise, re-padding prompts on the left and responses on the right."""
+    if len(parts) == 1:
+        return parts[0]
+    if len({p.n for p in parts}) != 1:
+        raise ValueError("concat_rollouts: parts were sampled with different n")
+
+    def cat(tensors: list[torch.Tensor], value: int, left: bool) -> torch.Tensor:
+        width = max(t.shape[1] for t in tensors)
+        padded = []
+        for t in tensors:
+            pad = torch.full((t.shape[0], width - t.shape[1]), value, dtype=t.dtype)
+            padded.append(torch.cat([pad, t] if left else [t, pad], dim=1))
+        return torch.cat(padded, dim=0)
+
+    return Rollouts(
+        prompt_ids=cat([p.prompt_ids for p in parts], pad_id, left=True),
+        prompt_mask=cat([p.prompt_mask for p in parts], 0, left=True),
+        response_ids=cat([p.response_ids for p in parts], pad_id, left=False),
+        response_mask=cat([p.response_mask for p in parts], 0, left=False),
+        texts=[t for p in parts for t in p.texts],
+        finish_reasons=[r for p in parts for r in p.finish_reasons],
+        n=parts[0].n,
+    )

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from oneshot_rlvr.models.load import stop_token_ids
-from oneshot_rlvr.rollout.base import Rollouts, SamplingParams
+from oneshot_rlvr.rollout.base import Rollouts, SamplingParams, concat_rollouts
 
 
 class HFRolloutEngine:
@@ -38,7 +38,9 @@ class HFRolloutEngine:
         rows = [p for p in prompts for _ in range(n)]
         parts = [self._generate_rows(rows[i : i + self.max_batch_rows], sampling)
                  for i in range(0, len(rows), self.max_batch_rows)]
-        return _concat(parts, n, self.pad_id)
+        out = concat_rollouts(parts, pad_id=self.pad_id)
+        out.n = n
+        return out
 
     def _generate_rows(self, rows: list[str], sampling: SamplingParams) -> Rollouts:
         model = self.model
@@ -107,25 +109,4 @@ def _cache_keyword(fn: Any) -> str:
     return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
 
 
-def _concat(parts: list[Rollouts], n: int, pad_id: int) -> Rollouts:
-    if len(parts) == 1:
-        parts[0].n = n
-        return parts[0]
-
-    def cat(tensors: list[torch.Tensor], value: int, left: bool) -> torch.Tensor:
-        width = max(t.shape[1] for t in tensors)
-        padded = []
-        for t in tensors:
-            pad = torch.full((t.shape[0], width - t.shape[1]), value, dtype=t.dtype)
-            padded.append(torch.cat([pad, t] if left else [t, pad], dim=1))
-        return torch.cat(padded, dim=0)
-
-    return Rollouts(
-        prompt_ids=cat([p.prompt_ids for p in parts], pad_id, left=True),
-        prompt_mask=cat([p.prompt_mask for p in parts], 0, left=True),
-        response_ids=cat([p.response_ids for p in parts], pad_id, left=False),
-        response_mask=cat([p.response_mask for p in parts], 0, left=False),
-        texts=[t for p in parts for t in p.texts],
-        finish_reasons=[r for p in parts for r in p.finish_reasons],
-        n=n,
-    )
+__all__ = ["HFRolloutEngine", "concat_rollouts"]

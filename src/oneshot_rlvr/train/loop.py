@@ -1,0 +1,240 @@
+"""The training loop of 1-shot RLVR: rollouts -> rewards -> advantages -> reference -> update -> log.
+
+One readable function; the math lives in `oneshot_rlvr.algo`, the update in `train.update`,
+checkpoints in `train.state`. Everything it does is decided by one `TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oneshot_rlvr.algo import grpo_advantages, rloo_advantages
+from oneshot_rlvr.config import TrainConfig, save_config
+from oneshot_rlvr.data import Problem, render_prompt
+from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
+from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
+from oneshot_rlvr.rollout.hf import HFRolloutEngine, concat_rollouts
+from oneshot_rlvr.train import dist
+from oneshot_rlvr.train.data import EpochSampler, History, training_problems
+from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line, write_atomic
+from oneshot_rlvr.train.state import checkpoint_dirs, load_trainer_state, save_checkpoint, set_rng_state
+from oneshot_rlvr.train.update import Batch, autocast, score_tokens, update_policy
+from oneshot_rlvr.train.validate import Validator
+
+log = logging.getLogger("oneshot_rlvr.train")
+
+RewardFn = Callable[[list[Problem], list[str]], list[float]]
+
+
+def math_rewards(problems: list[Problem], texts: list[str]) -> list[float]:
+    """The paper's reward: 1 when the last \\boxed{} equals the gold answer, else 0."""
+    from oneshot_rlvr.reward import verify_batch
+
+    return [1.0 if ok else 0.0 for ok in verify_batch([p.answer for p in problems], texts, require_boxed=True)]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(__import__("os").environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def advantages(rewards: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """(B, G) rewards -> (B, G) advantages for the configured algorithm."""
+    if cfg.algo == "dr_grpo":
+        return grpo_advantages(rewards, norm="none")
+    if cfg.algo == "rloo":
+        return rloo_advantages(rewards)
+    return grpo_advantages(rewards, norm=cfg.adv_norm)
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, engine: RolloutEngine | None = None,
+          reward_fn: RewardFn | None = None, quiet: bool = False) -> Path:
+    """Run (or resume) RLVR training into `out_dir`; returns the run folder."""
+    device = pick_device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    info = dist.init(device)
+    try:
+        return _train(cfg, Path(out_dir), resume, engine, reward_fn or math_rewards, quiet, device, info)
+    finally:
+        dist.shutdown(info)
+
+
+def _generate(engine: RolloutEngine, prompts: list[str], cfg: TrainConfig, step: int, first_prompt: int,
+              sampling: SamplingParams) -> Rollouts:
+    """Rollouts in chunks seeded by (seed, step, chunk): identical however the batch is split over ranks."""
+    per_chunk = max(1, cfg.rollout_batch_rows // cfg.n)
+    parts = []
+    for start in range(0, len(prompts), per_chunk):
+        chunk_id = (first_prompt + start) // per_chunk
+        seed = (cfg.seed * 1_000_003 + step * 10_007 + chunk_id) % 2**63
+        parts.append(engine.generate(prompts[start : start + per_chunk], cfg.n, sampling, seed=seed))
+    return concat_rollouts(parts)
+
+
+def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | None, reward_fn: RewardFn,
+           quiet: bool, device: torch.device, info: dist.DistInfo) -> Path:
+    cfg.validate(info.world)
+    start_step, state, source = 0, None, cfg.model
+    checkpoints = checkpoint_dirs(out) if resume else []
+    if resume and checkpoints:
+        start_step, source = checkpoints[-1][0], str(checkpoints[-1][1])
+        state = load_trainer_state(checkpoints[-1][1])
+    elif not resume and (out / "metrics.jsonl").exists():
+        raise RlvrError(f"{out}: already holds a run; pass --resume to continue it or choose a new --out")
+    torch.manual_seed(cfg.seed)
+    problems = training_problems(cfg)
+    tokenizer = load_tokenizer(cfg.model)
+    prompts = [render_prompt(p.prompt, cfg.template, tokenizer) for p in problems]
+    for p, text in zip(problems, prompts, strict=True):
+        if len(tokenizer(text, add_special_tokens=False).input_ids) > cfg.max_prompt_tokens:
+            raise RlvrError(f"training problem {p.id}: prompt longer than max_prompt_tokens={cfg.max_prompt_tokens}")
+    options = LoadOptions(dtype=cfg.dtype, gradient_checkpointing=cfg.gradient_checkpointing, lora_r=cfg.lora_r,
+                          lora_alpha=cfg.lora_alpha)
+    if cfg.lora_r:  # LoRA checkpoints hold the adapter; the base weights come from cfg.model
+        model = load_model(cfg.model, options, device, adapter=source if state is not None else None)
+    else:
+        model = load_model(source, options, device)
+    model.train()
+    ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 and cfg.lora_r == 0 else None
+    if ref is not None and state is not None:  # the reference is the initial model, not the checkpoint
+        ref = load_model(cfg.model, options, device).eval().requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                                  foreach=device.type != "cuda", fused=device.type == "cuda" or None)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda i: min(1.0, (i + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
+    sampler = EpochSampler(len(problems), cfg.seed)
+    history = History()
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.position.epoch, sampler.position.offset = state["data_position"]
+        history = History.from_state(state["history"])
+        set_rng_state(state["rng"])
+    else:
+        dist.broadcast_parameters(model, info)
+    engine = engine or HFRolloutEngine(model, tokenizer, max_batch_rows=cfg.rollout_batch_rows)
+    sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                              max_new_tokens=cfg.max_new_tokens)
+    validator = Validator.from_config(cfg, tokenizer, out if info.main else None) if cfg.val_file else None
+    metrics_log = None
+    if info.main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        metrics_log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume else None)
+    single_update = cfg.ppo_epochs == 1 and cfg.mini_batch_size == cfg.batch_size
+    if single_update and info.main:
+        log.info("one update per rollout batch: old log-probs equal the current ones, skipping that forward pass")
+    per_rank = cfg.batch_size // info.world
+    bar = _progress(cfg.steps, start_step, quiet or not info.main)
+    saved_step = start_step
+    for step in range(start_step + 1, cfg.steps + 1):
+        timer = Timer()
+        rows = sampler.next_batch(cfg.batch_size)
+        mine = rows[info.rank * per_rank : (info.rank + 1) * per_rank]
+        my_problems = [problems[r] for r, _ in mine]
+        with timer("generate"), torch.no_grad(), autocast(cfg, device):
+            engine.sync(model)
+            roll = _generate(engine, [prompts[r] for r, _ in mine], cfg, step, info.rank * per_rank, sampling)
+        with timer("score"):
+            scores = reward_fn([p for p in my_problems for _ in range(cfg.n)], roll.texts)
+            local_rewards = torch.tensor(scores, dtype=torch.float32).view(len(mine), cfg.n)
+            rewards = dist.all_gather_cat(local_rewards.to(device), info).cpu()
+        adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
+        batch = Batch(roll.input_ids, roll.attention_mask, roll.full_response_mask, adv)
+        with timer("logprobs"):
+            if ref is not None or (cfg.kl_coef > 0 and cfg.lora_r):
+                batch.ref_logp = _reference_logp(model, ref, batch, cfg, device)
+            if not single_update:
+                batch.old_logp = score_tokens(model, batch, cfg, device)
+        with timer("update"):
+            stats = update_policy(model, optimizer, scheduler, batch, cfg, info, device, step)
+        for (r, epoch), acc in zip(rows, rewards.mean(dim=1).tolist(), strict=True):
+            history.add(problems[r].id, epoch, acc * cfg.n, cfg.n)
+        history.close_epochs_before(sampler.position.epoch)
+        row = _metrics_row(step, rewards, roll, stats, timer, device, info, optimizer, sampler.position.epoch)
+        if validator is not None and (step % cfg.val_every == 0 or step == cfg.steps) and info.main:
+            row.update(validator.run(model, step))
+        if (step % max(cfg.save_every, 1) == 0 and cfg.save_every > 0) or step == cfg.steps:
+            _save(out, step, model, tokenizer, optimizer, scheduler, sampler, history, cfg, info)
+            saved_step = step
+        if info.main and metrics_log is not None:
+            metrics_log.append(row)
+            write_atomic(out / "history.json", json.dumps(history.values))
+            _report(bar, row)
+    if bar is not None:
+        bar.close()
+    log.info("run finished at step %d; checkpoint %s", cfg.steps, out / "checkpoints" / f"step_{saved_step}")
+    return out
+
+
+def _reference_logp(model: Any, ref: Any, batch: Batch, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
+    if ref is not None:
+        return score_tokens(ref, batch, cfg, device)
+    with model.disable_adapter():  # LoRA: the base weights are the reference
+        return score_tokens(model, batch, cfg, device)
+
+
+def _save(out: Path, step: int, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any,
+          sampler: EpochSampler, history: History, cfg: TrainConfig, info: dist.DistInfo) -> None:
+    if info.main:
+        state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "data_position": (sampler.position.epoch, sampler.position.offset),
+                 "history": history.state(), "config": cfg.__dict__.copy()}
+        save_checkpoint(out, step, model, tokenizer, state, keep=cfg.keep_checkpoints)
+    dist.barrier(info)
+
+
+def _metrics_row(step: int, rewards: torch.Tensor, roll: Rollouts, stats: dict[str, float], timer: Timer,
+                 device: torch.device, info: dist.DistInfo, optimizer: Any, epoch: int) -> dict[str, Any]:
+    lengths = roll.response_lengths.float()
+    new_tokens = dist.all_sum(float(lengths.sum()), info, device)
+    step_s = sum(timer.seconds.values())
+    truncated = dist.all_sum(float(sum(r == "length" for r in roll.finish_reasons)), info, device)
+    rows = dist.all_sum(float(len(roll)), info, device)
+    return {
+        "step": step, "epoch": epoch,
+        "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
+        "train_accuracy": float((rewards > 0.5).float().mean()),
+        **stats,
+        "response_length_mean": new_tokens / max(rows, 1.0),
+        "response_length_max": float(lengths.max()) if len(lengths) else 0.0,
+        "truncation_rate": truncated / max(rows, 1.0),
+        "tokens_per_s": new_tokens / max(timer.seconds.get("generate", 0.0), 1e-9),
+        **{f"time_{k}": v for k, v in timer.seconds.items()}, "time_step": step_s,
+        "peak_memory_gb": peak_memory_gb(device), "lr": optimizer.param_groups[0]["lr"],
+    }
+
+
+def _progress(total: int, start: int, disabled: bool) -> Any:
+    if disabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="rlvr train", unit="step", dynamic_ncols=True)
+
+
+def _report(bar: Any, row: dict[str, Any]) -> None:
+    if bar is None:
+        log.info(progress_line(row))
+        return
+    postfix = {"reward": f"{row['reward_mean']:.3f}", "acc": f"{row['train_accuracy']:.2f}"}
+    if "val_accuracy" in row:
+        postfix["val"] = f"{row['val_accuracy']:.3f}"
+    bar.set_postfix(postfix)
+    bar.update(1)
+    if not math.isfinite(row.get("loss", 0.0)):
+        bar.write(progress_line(row))

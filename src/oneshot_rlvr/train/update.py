@@ -1,0 +1,158 @@
+"""One policy update from a scored rollout batch: mini-batches x PPO epochs, micro-batch gradient
+accumulation, one all-reduce and one optimizer step per mini-batch.
+
+Losses are normalised by counts over the whole mini-batch (all micro-batches, all ranks), so the
+accumulated gradient equals the gradient of the mini-batch loss for every aggregation mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from oneshot_rlvr.algo import aggregate, kl_penalty, policy_loss, token_logprobs, total_loss
+from oneshot_rlvr.config import TrainConfig
+from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.train import dist
+
+
+class TrainingDiverged(RlvrError):
+    """The loss or gradient became NaN or infinite."""
+
+
+@dataclass
+class Batch:
+    """Rows of one rank: (N, L) token tensors of prompt + response, and per-row advantages (N,)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor
+    adv: torch.Tensor
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
+
+
+def autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if cfg.autocast == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def micro_batches(batch: Batch, rows: list[int], cfg: TrainConfig) -> Iterator[dict[str, torch.Tensor]]:
+    """Slices of `rows`, by row count or by a token budget, trimmed of all-padding columns."""
+    groups: list[list[int]] = []
+    if cfg.micro_batch_tokens > 0:
+        lengths = batch.attention_mask.sum(dim=1)
+        current: list[int] = []
+        for r in rows:
+            longest = max([int(lengths[i]) for i in current] + [int(lengths[r])])
+            if current and longest * (len(current) + 1) > cfg.micro_batch_tokens:
+                groups.append(current)
+                current = []
+            current.append(r)
+        if current:
+            groups.append(current)
+    else:
+        groups = [rows[i : i + cfg.micro_batch_size] for i in range(0, len(rows), cfg.micro_batch_size)]
+    for group in groups:
+        idx = torch.tensor(group)
+        mask = batch.attention_mask[idx]
+        used = mask.any(dim=0).nonzero().squeeze(-1)
+        cols = slice(int(used[0]), int(used[-1]) + 1)
+        out = {"input_ids": batch.input_ids[idx, cols], "attention_mask": mask[:, cols],
+               "response_mask": batch.response_mask[idx, cols], "adv": batch.adv[idx]}
+        for name in ("old_logp", "ref_logp"):
+            value = getattr(batch, name)
+            if value is not None:
+                out[name] = value[idx, cols]
+        yield out
+
+
+@torch.no_grad()
+def score_tokens(model: Any, batch: Batch, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
+    """(N, L) log-probs of the response tokens, no gradients (old policy or reference)."""
+    out = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
+    rows = list(range(batch.input_ids.shape[0]))
+    for start in range(0, len(rows), cfg.micro_batch_size):
+        idx = torch.tensor(rows[start : start + cfg.micro_batch_size])
+        with autocast(cfg, device):
+            logp, _ = token_logprobs(model, batch.input_ids[idx].to(device), batch.attention_mask[idx].to(device),
+                                     batch.response_mask[idx].to(device), temperature=cfg.temperature)
+        out[idx] = logp.float().cpu()
+    return out
+
+
+def update_policy(
+    model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, batch: Batch, cfg: TrainConfig,
+    info: dist.DistInfo, device: torch.device, step: int,
+) -> dict[str, float]:
+    """Mini-batches x PPO epochs of clipped policy-gradient updates; returns averaged metrics."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_rows = batch.input_ids.shape[0]
+    n_mini = cfg.batch_size // cfg.mini_batch_size
+    rows_per_mini = n_rows // n_mini
+    loss_terms: dict[str, float] = defaultdict(float)  # already normalised: micro-batch parts add up
+    token_avg: dict[str, float] = defaultdict(float)  # per-token metrics, weighted by token count
+    extremes: dict[str, float] = {"ratio_min": math.inf, "ratio_max": -math.inf}
+    token_total = 0.0
+    grad_norms: list[float] = []
+    for _ in range(cfg.ppo_epochs):
+        for m in range(n_mini):
+            rows = list(range(m * rows_per_mini, (m + 1) * rows_per_mini))
+            local_tokens = float(batch.response_mask[rows].sum())
+            norm = dict(
+                num_tokens=max(dist.all_sum(local_tokens, info, device), 1.0),
+                num_seqs=float(dist.all_sum(float((batch.response_mask[rows].sum(1) > 0).sum()), info, device)) or 1.0,
+                max_len=float(cfg.max_new_tokens),
+            )
+            optimizer.zero_grad(set_to_none=True)
+            for mb in micro_batches(batch, rows, cfg):
+                mb = {k: v.to(device) for k, v in mb.items()}
+                with autocast(cfg, device):
+                    logp, entropy = token_logprobs(model, mb["input_ids"], mb["attention_mask"],
+                                                   mb["response_mask"], temperature=cfg.temperature)
+                mask = mb["response_mask"]
+                # One update per rollout batch: the sampling policy is the current one.
+                old = mb["old_logp"] if "old_logp" in mb else logp.detach()
+                pg, pg_metrics = policy_loss(logp, old, mb["adv"], mask, clip_low=cfg.clip_low,
+                                             clip_high=cfg.clip_high, agg=cfg.loss_agg, **norm)
+                ent = aggregate(entropy, mask, cfg.loss_agg, **norm)
+                kl = (aggregate(kl_penalty(logp, mb["ref_logp"], cfg.kl_kind), mask, cfg.loss_agg, **norm)
+                      if "ref_logp" in mb else torch.zeros((), device=device))
+                loss = total_loss(pg, ent, kl, pg_coef=cfg.pg_coef, entropy_coef=cfg.entropy_coef,
+                                  kl_coef=cfg.kl_coef)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"step {step}: the loss is {loss.item()}; stopping")
+                # Gradients are averaged over ranks, but the normalisers already count every rank.
+                (loss * info.world).backward()
+                tokens = float(mask.sum())
+                token_total += tokens
+                for name, value in (("pg_loss", pg), ("entropy", ent), ("kl", kl), ("loss", loss)):
+                    loss_terms[name] += float(value.detach())
+                for name, value in pg_metrics.items():
+                    if name == "ratio_min":
+                        extremes[name] = min(extremes[name], float(value)) if tokens else extremes[name]
+                    elif name == "ratio_max":
+                        extremes[name] = max(extremes[name], float(value)) if tokens else extremes[name]
+                    else:
+                        token_avg[name] += float(value) * tokens
+            dist.average_gradients(params, info)
+            clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+            if not math.isfinite(grad_norm):
+                raise TrainingDiverged(f"step {step}: the gradient norm is {grad_norm}; stopping")
+            optimizer.step()
+            scheduler.step()
+            grad_norms.append(grad_norm)
+    updates = cfg.ppo_epochs * n_mini
+    out = {name: dist.all_sum(total, info, device) / updates for name, total in loss_terms.items()}
+    out.update({name: total / max(token_total, 1.0) for name, total in token_avg.items()})
+    out.update({name: value for name, value in extremes.items() if math.isfinite(value)})
+    out["grad_norm"] = sum(grad_norms) / len(grad_norms)
+    return out
