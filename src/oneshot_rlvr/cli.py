@@ -20,6 +20,7 @@ from oneshot_rlvr.errors import RlvrError
 # (subcommand, module) in the order `rlvr --help` lists them.
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("train", "oneshot_rlvr.commands.train"),
+    ("eval", "oneshot_rlvr.commands.eval"),
     ("select", "oneshot_rlvr.commands.select"),
     ("export", "oneshot_rlvr.commands.export"),
 )

@@ -1,0 +1,127 @@
+"""`rlvr eval`: the paper's benchmarks (or your own files) on a model, or on every checkpoint of a run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from oneshot_rlvr.errors import RlvrError
+
+HELP = "evaluate a model (or a run's checkpoints) on MATH500, AIME24/25, AMC23, Minerva, OlympiadBench, ARC"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_argument_group("what to evaluate (one of)")
+    what.add_argument("--model", help="model folder, Hugging Face hub id, or builtin:tiny")
+    what.add_argument("--run", metavar="RUN",
+                      help="training run folder: evaluate RUN/checkpoints/step_N/ into RUN/eval/N/")
+    what.add_argument("--every", type=int, metavar="K",
+                      help="with --run: only steps that are multiples of K")
+    bench = parser.add_argument_group("benchmarks")
+    bench.add_argument("--benchmarks", metavar="LIST",
+                       help="comma-separated registry names: math500, aime24, aime25, amc23, minerva_math, "
+                            "olympiadbench, arc_easy, arc_challenge; 'paper' = the first six "
+                            "(default: paper, unless --benchmark is given)")
+    bench.add_argument("--benchmark", action="append", default=[], metavar="NAME=FILE",
+                       help="a benchmark from a JSONL/JSON/parquet file (repeatable); "
+                            "a registered NAME keeps its protocol and reads FILE")
+    bench.add_argument("--question-field", help="field of the question in --benchmark files")
+    bench.add_argument("--answer-field", help="field of the gold answer in --benchmark files")
+    bench.add_argument("--id-field", help="field of the problem id in --benchmark files")
+    bench.add_argument("--data-dir", help="folder of the harness benchmark files "
+                                          "(default: $RLVR_EVAL_DATA, else "
+                                          "../shared/data/oneshot_rlvr/Qwen2.5-Eval/evaluation/data)")
+    bench.add_argument("--limit", type=int, metavar="N", help="only the first N problems of each benchmark")
+    decode = parser.add_argument_group("decoding (default: each benchmark's protocol)")
+    decode.add_argument("--template", default="qwen25-math-cot",
+                        help="prompt template: qwen25-math-cot (default), oneshot-train or plain")
+    decode.add_argument("--n", type=int, help="samples per problem (protocol: 1 greedy, 8 for AIME/AMC)")
+    decode.add_argument("--temperature", type=float, help="sampling temperature (protocol: 0 or 0.6)")
+    decode.add_argument("--top-p", type=float, help="nucleus sampling mass (default 1.0)")
+    decode.add_argument("--max-new-tokens", type=int, help="response length limit (protocol: 3072)")
+    decode.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    hw = parser.add_argument_group("model and hardware")
+    hw.add_argument("--batch-rows", type=int, default=256, help="responses generated together (default 256)")
+    hw.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    hw.add_argument("--dtype", default="auto",
+                    help="model dtype: auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16")
+    hw.add_argument("--tokenizer", help="tokenizer to use when a checkpoint folder has none")
+    parser.add_argument("--out", help="output folder for results.json and records.jsonl (with --model)")
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _benchmarks(args: argparse.Namespace) -> list[Any]:
+    from oneshot_rlvr.eval.benchmarks import parse_benchmark_list, user_benchmark
+
+    if args.benchmarks is None and not args.benchmark:
+        args.benchmarks = "paper"
+    chosen = parse_benchmark_list(args.benchmarks) if args.benchmarks else []
+    for spec in args.benchmark:
+        b = user_benchmark(spec, question_field=args.question_field, answer_field=args.answer_field,
+                           id_field=args.id_field)
+        chosen = [c for c in chosen if c.name != b.name] + [b]
+    return chosen
+
+
+def _check(args: argparse.Namespace) -> None:
+    if bool(args.model) == bool(args.run):
+        raise RlvrError("give exactly one of --model PATH_OR_ID and --run RUN")
+    if args.model and not args.out:
+        raise RlvrError("--model needs --out DIR for results.json and records.jsonl")
+    if args.every is not None and (not args.run or args.every < 1):
+        raise RlvrError("--every K needs --run and K >= 1")
+    for flag in ("limit", "n", "max_new_tokens", "batch_rows"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise RlvrError(f"--{flag.replace('_', '-')} must be >= 1 (got {value})")
+    if args.temperature is not None and args.temperature < 0:
+        raise RlvrError(f"--temperature must be >= 0 (got {args.temperature})")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    from oneshot_rlvr.data.templates import TEMPLATES
+    from oneshot_rlvr.eval.run import (
+        EvalOptions,
+        evaluate_benchmarks,
+        evaluate_run,
+        format_table,
+        load_benchmarks,
+    )
+    from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
+    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+
+    if args.template not in TEMPLATES:
+        raise RlvrError(f"unknown prompt template {args.template!r} (choose from {', '.join(TEMPLATES)})")
+    benchmarks = _benchmarks(args)
+    options = EvalOptions(
+        data_dir=args.data_dir, limit=args.limit, template=args.template, n=args.n,
+        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,
+    )
+    device = _device(args.device)
+    dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
+    load_options = LoadOptions(dtype=dtype)
+    if args.run:
+        curve = evaluate_run(args.run, benchmarks, options, every=args.every, device=device,
+                             load_options=load_options, batch_rows=args.batch_rows, tokenizer=args.tokenizer)
+        print(format_table([(f"step {step}", res) for step, res in curve]))
+        return 0
+    problems = load_benchmarks(benchmarks, options)  # a missing file fails before the model loads
+    tokenizer = load_tokenizer(args.tokenizer or args.model)
+    model = load_model(args.model, load_options, device)
+    engine = HFRolloutEngine(model, tokenizer, max_batch_rows=args.batch_rows)
+    results, _ = evaluate_benchmarks(engine, tokenizer, benchmarks, options, out_dir=args.out,
+                                     model=args.model, problems=problems)
+    print(format_table([(args.model, results)]))
+    print(f"wrote {args.out}/results.json and {args.out}/records.jsonl")
+    return 0
