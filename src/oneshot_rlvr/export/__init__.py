@@ -1,0 +1,1 @@
+"""Hand a run over to other trainers: verl parquet, reward module and launch script."""
