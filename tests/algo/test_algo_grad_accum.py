@@ -59,9 +59,7 @@ def loss_on(
     return total_loss(pg, entropy, kl, entropy_coef=0.01, kl_coef=0.05)
 
 
-def grad_of(
-    batch: dict[str, torch.Tensor], micro: list[list[int]], mode: str, **norms: float
-) -> torch.Tensor:
+def grad_of(batch: dict[str, torch.Tensor], micro: list[list[int]], mode: str, **norms: float) -> torch.Tensor:
     """Sum of the micro-batch gradients with respect to W (one backward per micro-batch)."""
     weight = batch["weight"].clone().requires_grad_(True)
     for rows in micro:

@@ -92,11 +92,7 @@ def test_aggregate_bad_input_raises() -> None:
 )
 def test_aggregation_modes_agree_when_lengths_are_equal(b: int, width: int, data: st.DataObject) -> None:
     length = data.draw(st.integers(1, width))
-    values = t(
-        data.draw(
-            st.lists(st.lists(st.floats(-5, 5), min_size=width, max_size=width), min_size=b, max_size=b)
-        )
-    )
+    values = t(data.draw(st.lists(st.lists(st.floats(-5, 5), min_size=width, max_size=width), min_size=b, max_size=b)))
     mask = torch.zeros(b, width)
     mask[:, :length] = 1
     token_mean = aggregate(values, mask, "token-mean")

@@ -30,9 +30,7 @@ def _causal_lm(model: nn.Module) -> Any:
     return get_base() if callable(get_base) else model
 
 
-def _head_chunk(
-    head: nn.Module, hidden: Tensor, targets: Tensor, temperature: float
-) -> tuple[Tensor, Tensor]:
+def _head_chunk(head: nn.Module, hidden: Tensor, targets: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
     """(n, H) hidden states and (n,) target ids -> (n,) log-probs and (n,) entropies."""
     logits = head(hidden)
     dtype = torch.promote_types(logits.dtype, torch.float32)

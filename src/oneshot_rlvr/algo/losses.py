@@ -140,9 +140,7 @@ def policy_loss(
     if adv.dim() == 1 and adv.shape[0] == logp.shape[0]:
         adv = adv[:, None].expand_as(logp)
     elif adv.shape != logp.shape:
-        raise RlvrError(
-            f"adv: expected shape {tuple(logp.shape)} or ({logp.shape[0]},), got {tuple(adv.shape)}"
-        )
+        raise RlvrError(f"adv: expected shape {tuple(logp.shape)} or ({logp.shape[0]},), got {tuple(adv.shape)}")
     if not (0 <= clip_low < 1 and clip_high >= 0):
         raise RlvrError(f"clip_low must be in [0, 1) and clip_high >= 0, got {clip_low}, {clip_high}")
     valid = mask.bool()
