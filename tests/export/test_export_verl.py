@@ -34,7 +34,7 @@ def exported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     val.write_text("".join(json.dumps({"problem": f"What is {i}*2?", "answer": str(2 * i)}) + "\n" for i in range(3)))
     out = tmp_path / "verl"
     code = main(["export", "verl", "--train", str(train), "--val", str(val), "--model", "Qwen/Qwen2.5-Math-1.5B",
-                 "--out", str(out), "--nodes", "2", "--gpus-per-node", "4"])
+                 "--out", str(out), "--nodes", "2", "--gpus-per-node", "4", "steps=2000"])
     assert code == 0
     assert "wrote 128 training rows, 3 validation rows" in capsys.readouterr().out
     return out
@@ -197,3 +197,16 @@ def test_export_checks_gpus_and_batch(tmp_path: Path) -> None:
     with pytest.raises(RlvrError, match="100 training rows do not fill one batch of 128"):
         export_verl(_problems(100), _problems(2), PAPER, tmp_path)
     assert not (tmp_path / "run_verl.sh").exists()
+
+
+def test_command_settings_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train = tmp_path / "t.jsonl"
+    train.write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n")
+    base = ["export", "verl", "--train", str(train), "--val", str(train), "--model", "m", "--out", str(tmp_path / "o")]
+    assert main([*base, "n=16", "batch_size=64", "mini_batch_size=64"]) == 0
+    script = (tmp_path / "o" / "run_verl.sh").read_text()
+    assert "actor_rollout_ref.rollout.n=16 " in script and "data.train_batch_size=64 " in script
+    assert len(pq.read_table(tmp_path / "o" / "train.parquet")) == 64
+    capsys.readouterr()
+    assert main([*base, "algo=ppo"]) == 2
+    assert "setting algo='ppo': the verl export covers grpo only" in capsys.readouterr().err

@@ -9,19 +9,22 @@ HELP = "write a verl run (parquet data, reward_fn.py, run_verl.sh) with this pro
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", choices=("verl",), help="what to export for (verl)")
-    parser.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="override any training setting")
-    parser.add_argument("--train", required=True, help="training problems (JSONL, JSON or parquet); "
-                        "fewer than a batch are repeated to fill it")
-    parser.add_argument("--val", required=True, help="validation problems (e.g. MATH500)")
-    parser.add_argument("--model", required=True, help="model path or hub id as the verl nodes see it")
-    parser.add_argument("--out", required=True, help="folder to write into")
-    parser.add_argument("--nodes", type=int, default=1, help="machines (default 1)")
-    parser.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per machine (default 8)")
-    parser.add_argument("--preset", default="pi1-qwen2.5-math-1.5b",
-                        help="settings to start from (default: the paper's headline run)")
-    parser.add_argument("--config", help="YAML file of settings")
-    parser.add_argument("--name", default="oneshot_rlvr", help="experiment name in verl's logs and checkpoints")
+    # A sub-parser per target keeps KEY=VALUE settings the only positional, so they may follow options.
+    targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True, parser_class=type(parser))
+    verl = targets.add_parser("verl", help="verl (Ray, FSDP, vLLM) for multi-node runs", description=HELP)
+    verl.prog = f"{parser.prog} verl"
+    verl.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="override any training setting")
+    verl.add_argument("--train", required=True, help="training problems (JSONL, JSON or parquet); "
+                      "fewer than a batch are repeated to fill it")
+    verl.add_argument("--val", required=True, help="validation problems (e.g. MATH500)")
+    verl.add_argument("--model", required=True, help="model path or hub id as the verl nodes see it")
+    verl.add_argument("--out", required=True, help="folder to write into")
+    verl.add_argument("--nodes", type=int, default=1, help="machines (default 1)")
+    verl.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per machine (default 8)")
+    verl.add_argument("--preset", default="pi1-qwen2.5-math-1.5b",
+                      help="settings to start from (default: the paper's headline run)")
+    verl.add_argument("--config", help="YAML file of settings")
+    verl.add_argument("--name", default="oneshot_rlvr", help="experiment name in verl's logs and checkpoints")
 
 
 def run(args: argparse.Namespace) -> int:
