@@ -163,6 +163,7 @@ def test_policy_loss_sequence_advantage_broadcasts() -> None:
     a, _ = policy_loss(logp, old_logp, seq_adv, mask)
     b, _ = policy_loss(logp, old_logp, seq_adv[:, None].expand(1, 4), mask)
     torch.testing.assert_close(a, b)
+    torch.testing.assert_close(policy_loss(logp, old_logp, seq_adv[:, None], mask)[0], b)
     with pytest.raises(RlvrError, match="adv"):
         policy_loss(logp, old_logp, t([1.0, 2.0]), mask)
 

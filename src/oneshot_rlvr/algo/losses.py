@@ -121,7 +121,7 @@ def policy_loss(
     Args:
         logp: (B, T) log-probs of the sampled tokens under the policy being trained (with grad).
         old_logp: (B, T) log-probs under the policy that sampled them (no grad needed).
-        adv: (B, T) per-token advantages, or (B,) one per sequence (broadcast over its tokens).
+        adv: (B, T) per-token advantages, or (B,) / (B, 1) one per sequence (broadcast over its tokens).
         mask: (B, T) valid response tokens.
 
     The log-ratio is clamped to [-20, 20] before exp (as verl does) so extreme ratios give finite
@@ -139,6 +139,8 @@ def policy_loss(
     _check_same_2d(logp=logp, old_logp=old_logp, mask=mask)
     if adv.dim() == 1 and adv.shape[0] == logp.shape[0]:
         adv = adv[:, None].expand_as(logp)
+    elif adv.shape == (logp.shape[0], 1):
+        adv = adv.expand_as(logp)
     elif adv.shape != logp.shape:
         raise RlvrError(f"adv: expected shape {tuple(logp.shape)} or ({logp.shape[0]},), got {tuple(adv.shape)}")
     if not (0 <= clip_low < 1 and clip_high >= 0):
