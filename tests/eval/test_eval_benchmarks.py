@@ -6,8 +6,8 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import shared_data_or_skip
 
+from conftest import shared_data_or_skip
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.eval.benchmarks import (
     BENCHMARKS,

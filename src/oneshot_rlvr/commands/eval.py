@@ -91,13 +91,8 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     from oneshot_rlvr.data.templates import TEMPLATES
-    from oneshot_rlvr.eval.run import (
-        EvalOptions,
-        evaluate_benchmarks,
-        evaluate_run,
-        format_table,
-        load_benchmarks,
-    )
+    from oneshot_rlvr.eval.curve import evaluate_run
+    from oneshot_rlvr.eval.run import EvalOptions, evaluate_benchmarks, format_table, load_benchmarks
     from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
     from oneshot_rlvr.rollout.hf import HFRolloutEngine
 

@@ -25,7 +25,6 @@ from typing import Any
 
 from oneshot_rlvr.data.problems import Problem
 from oneshot_rlvr.data.templates import render_prompt
-from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.eval.analysis import has_boxed, reflection_counts
 from oneshot_rlvr.eval.benchmarks import (
     DEFAULT_TEMPLATE,
@@ -62,7 +61,7 @@ class EvalOptions:
     max_new_tokens: int | None = None
     """Response length limit (default: the protocol's 3072)."""
     seed: int | None = 0
-    """Sampling seed; the same seed gives the same records on CPU."""
+    """Sampling seed (chunk i uses seed + i); the same seed and chunking give the same records on CPU."""
     chunk_rows: int | None = None
     """Responses per generation call (default: the engine's max_batch_rows, else 256)."""
 
@@ -101,6 +100,8 @@ def evaluate_problems(
         n = 1
     if n < 1:
         raise ValueError(f"n must be >= 1 (got {n})")
+    if kind not in ("math", "choice"):
+        raise ValueError(f"kind must be 'math' or 'choice' (got {kind!r})")
     prompts = [render_prompt(p.prompt, template, tokenizer) for p in problems]
     rows = chunk_rows or int(getattr(engine, "max_batch_rows", 256))
     per_chunk = max(1, rows // n)
@@ -111,9 +112,10 @@ def evaluate_problems(
         for c, start in enumerate(range(0, len(problems), per_chunk)):
             chunk_seed = None if seed is None else seed + c
             out = engine.generate(prompts[start : start + per_chunk], n, sampling, seed=chunk_seed)
-            pending.append(pool.submit(
-                _grade_chunk, benchmark, kind, problem_list, prompts, start, n, out,
-            ))
+            for fut in pending:  # a grading error stops the run now, not after all the generation
+                if fut.done():
+                    fut.result()
+            pending.append(pool.submit(_grade_chunk, benchmark, kind, problem_list, prompts, start, n, out))
             log.info("%s: generated %d/%d problems", benchmark, min(start + per_chunk, len(problems)),
                      len(problems))
         for fut in pending:
@@ -263,82 +265,3 @@ def format_table(rows: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
 
     return "\n".join(line(r) for r in table)
 
-
-def checkpoint_steps(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """(step, folder) of every RUN/checkpoints/step_N/ that holds a model (config.json), by step."""
-    found = []
-    for folder in (Path(run_dir) / "checkpoints").glob("step_*"):
-        suffix = folder.name[len("step_"):]
-        if suffix.isdigit() and (folder / "config.json").exists():
-            found.append((int(suffix), folder))
-    return sorted(found)
-
-
-def _has_tokenizer(folder: Path) -> bool:
-    return (folder / "tokenizer.json").exists() or (folder / "tokenizer_config.json").exists()
-
-
-def _run_tokenizer_source(run_dir: Path, folder: Path, tokenizer: str | None) -> str:
-    """The checkpoint's own tokenizer, else `tokenizer`, else the run config's `model`."""
-    if _has_tokenizer(folder):
-        return str(folder)
-    if tokenizer:
-        return tokenizer
-    config = run_dir / "config.yaml"
-    if config.exists():
-        import yaml
-
-        model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model")
-        if isinstance(model, str) and model:
-            return model
-    raise RlvrError(f"{folder}: no tokenizer files and no model in {config}; pass --tokenizer")
-
-
-def evaluate_run(
-    run_dir: str | Path,
-    benchmarks: Sequence[Benchmark],
-    options: EvalOptions | None = None,
-    *,
-    every: int | None = None,
-    device: Any = "cpu",
-    load_options: Any = None,
-    batch_rows: int = 256,
-    tokenizer: str | None = None,
-) -> list[tuple[int, dict[str, Any]]]:
-    """Evaluate a training run's checkpoints into RUN/eval/<step>/ (the accuracy-by-step curve).
-
-    Steps that are multiples of `every` (all steps when None) are evaluated; a step whose
-    results.json already covers the requested benchmarks is skipped and read back. Returns
-    (step, results) for every selected step, by step.
-    """
-    from oneshot_rlvr.models.load import load_model, load_tokenizer
-    from oneshot_rlvr.rollout.hf import HFRolloutEngine
-
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise RlvrError(f"{run}: no such run folder")
-    steps = [(s, f) for s, f in checkpoint_steps(run) if not every or s % every == 0]
-    if not steps:
-        raise RlvrError(f"{run}/checkpoints: no step_N/ checkpoint folders" + (f" at multiples of {every}"
-                                                                               if every else ""))
-    wanted = {b.name for b in benchmarks}
-    problems = load_benchmarks(benchmarks, options)
-    curve = []
-    for step, folder in steps:
-        out = run / "eval" / str(step)
-        done = out / "results.json"
-        if done.exists() and (out / "records.jsonl").exists():
-            previous = json.loads(done.read_text(encoding="utf-8"))
-            if wanted <= set(previous.get("benchmarks", {})):
-                log.info("step %d: already evaluated (%s); skipping", step, done)
-                curve.append((step, previous))
-                continue
-        log.info("step %d: evaluating %s", step, folder)
-        tok = load_tokenizer(_run_tokenizer_source(run, folder, tokenizer))
-        model = load_model(str(folder), load_options, device)
-        engine = HFRolloutEngine(model, tok, max_batch_rows=batch_rows)
-        results, _ = evaluate_benchmarks(engine, tok, benchmarks, options, out_dir=out, model=str(folder),
-                                         step=step, problems=problems)
-        curve.append((step, results))
-        del engine, model
-    return curve

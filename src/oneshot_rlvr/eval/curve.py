@@ -1,0 +1,129 @@
+"""A training run's accuracy-by-step curve: evaluate RUN/checkpoints/step_N/ into RUN/eval/N/.
+
+Full checkpoints load as they are; LoRA checkpoints (an adapter only) are merged into the run's base
+model (`model` in RUN/config.yaml). A step whose results already cover the requested benchmarks is
+read back instead of rerun, so the command can follow a run that is still training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.eval.benchmarks import Benchmark
+from oneshot_rlvr.eval.run import EvalOptions, evaluate_benchmarks, load_benchmarks
+
+log = logging.getLogger(__name__)
+
+_ADAPTER = "adapter_config.json"
+
+
+def checkpoint_steps(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every RUN/checkpoints/step_N/ holding a model (config.json) or a LoRA
+    adapter (adapter_config.json), by step."""
+    found = []
+    for folder in (Path(run_dir) / "checkpoints").glob("step_*"):
+        suffix = folder.name[len("step_"):]
+        if suffix.isdigit() and ((folder / "config.json").exists() or (folder / _ADAPTER).exists()):
+            found.append((int(suffix), folder))
+    return sorted(found)
+
+
+
+def _run_model(run_dir: Path) -> str | None:
+    """The `model` of the run's config.yaml (the base the run started from), if any."""
+    config = run_dir / "config.yaml"
+    if not config.exists():
+        return None
+    import yaml
+
+    model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer.json").exists() or (folder / "tokenizer_config.json").exists()
+
+
+def _run_tokenizer_source(run_dir: Path, folder: Path, tokenizer: str | None) -> str:
+    """The checkpoint's own tokenizer, else `tokenizer`, else the run config's `model`."""
+    if _has_tokenizer(folder):
+        return str(folder)
+    if tokenizer:
+        return tokenizer
+    model = _run_model(run_dir)
+    if model:
+        return model
+    raise RlvrError(f"{folder}: no tokenizer files and no model in {run_dir / 'config.yaml'}; pass --tokenizer")
+
+
+def _load_checkpoint(run_dir: Path, folder: Path, load_options: Any, device: Any) -> Any:
+    """A full checkpoint as is; a LoRA checkpoint merged into its base model (the run's `model`)."""
+    from oneshot_rlvr.models.load import LoadOptions, load_model
+
+    opts = replace(load_options or LoadOptions(), lora_r=0)
+    if (folder / "config.json").exists():
+        return load_model(str(folder), opts, device)
+    base = _run_model(run_dir) or json.loads((folder / _ADAPTER).read_text()).get("base_model_name_or_path")
+    if not base:
+        raise RlvrError(f"{folder}: a LoRA adapter without a base model (no model in {run_dir / 'config.yaml'})")
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise RlvrError("evaluating LoRA checkpoints needs peft: pip install 'oneshot-rlvr[lora]'") from None
+    return PeftModel.from_pretrained(load_model(base, opts, device), str(folder)).merge_and_unload()
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    benchmarks: Sequence[Benchmark],
+    options: EvalOptions | None = None,
+    *,
+    every: int | None = None,
+    device: Any = "cpu",
+    load_options: Any = None,
+    batch_rows: int = 256,
+    tokenizer: str | None = None,
+) -> list[tuple[int, dict[str, Any]]]:
+    """Evaluate a training run's checkpoints into RUN/eval/<step>/ (the accuracy-by-step curve).
+
+    Steps that are multiples of `every` (all steps when None) are evaluated; a step whose
+    results.json already covers the requested benchmarks is skipped and read back. Returns
+    (step, results) for every selected step, by step.
+    """
+    from oneshot_rlvr.models.load import load_tokenizer
+    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise RlvrError(f"{run}: no such run folder")
+    steps = [(s, f) for s, f in checkpoint_steps(run) if not every or s % every == 0]
+    if not steps:
+        raise RlvrError(f"{run}/checkpoints: no step_N/ checkpoint folders" + (f" at multiples of {every}"
+                                                                               if every else ""))
+    wanted = {b.name for b in benchmarks}
+    problems = load_benchmarks(benchmarks, options)
+    curve = []
+    for step, folder in steps:
+        out = run / "eval" / str(step)
+        done = out / "results.json"
+        if done.exists() and (out / "records.jsonl").exists():
+            previous = json.loads(done.read_text(encoding="utf-8"))
+            if wanted <= set(previous.get("benchmarks", {})):
+                log.info("step %d: already evaluated (%s); skipping", step, done)
+                curve.append((step, previous))
+                continue
+        log.info("step %d: evaluating %s", step, folder)
+        tok = load_tokenizer(_run_tokenizer_source(run, folder, tokenizer))
+        model = _load_checkpoint(run, folder, load_options, device)
+        engine = HFRolloutEngine(model, tok, max_batch_rows=batch_rows)
+        results, _ = evaluate_benchmarks(engine, tok, benchmarks, options, out_dir=out, model=str(folder),
+                                         step=step, problems=problems)
+        curve.append((step, results))
+        del engine, model
+    return curve
