@@ -23,3 +23,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from oneshot_rlvr.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def peaked_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like `tiny_model_dir` but with large initial weights: peaked, prompt-dependent predictions
+    (a near-uniform model cannot show entropy rising or greedy outputs differing by prompt)."""
+    from oneshot_rlvr.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("peaked_model"), seed=0, initializer_range=0.3)

@@ -62,6 +62,9 @@ class TrainConfig:
     """Longest allowed prompt; longer prompts are an error before training starts."""
 
     # --- objective
+    reward: str = "math"
+    """Reward: math (1 if the last \\boxed{} equals the answer, the paper's) or module:function taking
+    (problems, responses) and returning one float per response."""
     algo: str = "grpo"
     """grpo (the paper), dr_grpo (no std normalisation, sum/const aggregation) or ppo (critic + GAE)."""
     adv_norm: str = "group"
@@ -216,7 +219,7 @@ def field_docs(cls: type = TrainConfig) -> dict[str, str]:
         if (isinstance(prev, ast.AnnAssign) and isinstance(prev.target, ast.Name)
                 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
                 and isinstance(node.value.value, str)):
-            docs[prev.target.id] = node.value.value.strip()
+            docs[prev.target.id] = " ".join(inspect.cleandoc(node.value.value).split())
     return docs
 
 

@@ -77,6 +77,19 @@ def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
         offset += n
 
 
+def check_in_sync(params: list[torch.nn.Parameter], info: DistInfo) -> None:
+    """Fail loudly if the ranks' weights have drifted apart (they must stay bit-identical)."""
+    if not info.enabled:
+        return
+    checksum = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1)
+    reference = checksum.clone()
+    dist.broadcast(reference, src=0)
+    differs = (checksum != reference).double()
+    dist.all_reduce(differs)
+    if differs.item() > 0:
+        raise RuntimeError(f"data-parallel ranks hold different weights (rank {info.rank}); stopping")
+
+
 def broadcast_parameters(model: Any, info: DistInfo) -> None:
     """Start every rank from rank 0's weights."""
     if not info.enabled:

@@ -27,7 +27,7 @@ from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
 from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line, write_atomic
 from oneshot_rlvr.train.state import checkpoint_dirs, load_trainer_state, save_checkpoint, set_rng_state
-from oneshot_rlvr.train.update import Batch, autocast, score_tokens, update_policy
+from oneshot_rlvr.train.update import Batch, TrainingDiverged, autocast, score_tokens, update_policy
 from oneshot_rlvr.train.validate import Validator
 
 log = logging.getLogger("oneshot_rlvr.train")
@@ -40,6 +40,22 @@ def math_rewards(problems: list[Problem], texts: list[str]) -> list[float]:
     from oneshot_rlvr.reward import verify_batch
 
     return [1.0 if ok else 0.0 for ok in verify_batch([p.answer for p in problems], texts, require_boxed=True)]
+
+
+def reward_function(spec: str) -> RewardFn:
+    """The reward named by the `reward` setting: math, or an importable module:function."""
+    if spec == "math":
+        return math_rewards
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        raise RlvrError(f"setting reward={spec!r}: use math or module:function")
+    import importlib
+
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise RlvrError(f"setting reward={spec!r}: cannot import it ({err})") from None
+    return fn
 
 
 def pick_device(name: str) -> torch.device:
@@ -67,7 +83,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, engine
         torch.cuda.set_device(device)
     info = dist.init(device)
     try:
-        return _train(cfg, Path(out_dir), resume, engine, reward_fn or math_rewards, quiet, device, info)
+        return _train(cfg, Path(out_dir), resume, engine, reward_fn or reward_function(cfg.reward), quiet, device, info)
     finally:
         dist.shutdown(info)
 
@@ -148,9 +164,16 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         my_problems = [problems[r] for r, _ in mine]
         with timer("generate"), torch.no_grad(), autocast(cfg, device):
             engine.sync(model)
-            roll = _generate(engine, [prompts[r] for r, _ in mine], cfg, step, info.rank * per_rank, sampling)
+            try:
+                roll = _generate(engine, [prompts[r] for r, _ in mine], cfg, step, info.rank * per_rank, sampling)
+            except RuntimeError as err:  # sampling from inf/nan probabilities: the weights blew up
+                if "inf" in str(err) or "nan" in str(err):
+                    raise TrainingDiverged(f"step {step}: sampling failed on non-finite probabilities ({err})") from err
+                raise
         with timer("score"):
             scores = reward_fn([p for p in my_problems for _ in range(cfg.n)], roll.texts)
+            if len(scores) != len(roll.texts) or not all(math.isfinite(float(s)) for s in scores):
+                raise RlvrError(f"step {step}: the reward function must return one finite number per response")
             local_rewards = torch.tensor(scores, dtype=torch.float32).view(len(mine), cfg.n)
             rewards = dist.all_gather_cat(local_rewards.to(device), info).cpu()
         adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
@@ -190,6 +213,7 @@ def _reference_logp(model: Any, ref: Any, batch: Batch, cfg: TrainConfig, device
 
 def _save(out: Path, step: int, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any,
           sampler: EpochSampler, history: History, cfg: TrainConfig, info: dist.DistInfo) -> None:
+    dist.check_in_sync([p for p in model.parameters() if p.requires_grad], info)
     if info.main:
         state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "data_position": (sampler.position.epoch, sampler.position.offset),

@@ -149,6 +149,8 @@ def update_policy(
                 raise TrainingDiverged(f"step {step}: the gradient norm is {grad_norm}; stopping")
             optimizer.step()
             scheduler.step()
+            if not all(bool(torch.isfinite(p).all()) for p in params):
+                raise TrainingDiverged(f"step {step}: the weights are no longer finite; stopping")
             grad_norms.append(grad_norm)
     updates = cfg.ppo_epochs * n_mini
     out = {name: dist.all_sum(total, info, device) / updates for name, total in loss_terms.items()}
