@@ -66,7 +66,8 @@ class TrainConfig:
     """Reward: math (1 if the last \\boxed{} equals the answer, the paper's) or module:function taking
     (problems, responses) and returning one float per response."""
     algo: str = "grpo"
-    """grpo (the paper), dr_grpo (no std normalisation, sum/const aggregation) or ppo (critic + GAE)."""
+    """grpo (the paper); dr_grpo (advantages without std normalisation; Dr. GRPO also sets
+    loss_agg=seq-mean-token-sum-norm); rloo (leave-one-out baseline); ppo (critic + GAE)."""
     adv_norm: str = "group"
     """GRPO advantage normalisation: group, batch or none."""
     loss_agg: str = "token-mean"
@@ -85,6 +86,10 @@ class TrainConfig:
     """PPO ratio clip above 1 (raise for clip-higher)."""
     vf_coef: float = 0.5
     """PPO only: value-loss coefficient."""
+    critic_lr: float = 1e-5
+    """PPO only: learning rate of the critic."""
+    value_clip: float = 0.2
+    """PPO only: clip of the value update around the old values."""
     gamma: float = 1.0
     """PPO only: discount."""
     lam: float = 1.0
@@ -151,7 +156,7 @@ class TrainConfig:
     def validate(self, world_size: int = 1) -> None:
         """Check settings that would otherwise fail mid-run; errors name the setting."""
         choices = {
-            "algo": ("grpo", "dr_grpo", "ppo"), "adv_norm": ("group", "batch", "none"),
+            "algo": ("grpo", "dr_grpo", "rloo", "ppo"), "adv_norm": ("group", "batch", "none"),
             "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"),
             "kl_kind": ("k1", "k2", "k3"), "autocast": ("bf16", "none"),
             "template": ("oneshot-train", "qwen25-math-cot", "plain"),
@@ -175,8 +180,6 @@ class TrainConfig:
             raise RlvrError(
                 f"setting mini_batch_size={self.mini_batch_size} does not split evenly over {world_size} processes"
             )
-        if self.algo == "ppo" and self.n < 1:
-            raise RlvrError("setting n must be at least 1")
         if self.algo != "ppo" and self.n < 2 and self.pg_coef != 0:
             raise RlvrError(f"setting n={self.n}: group advantages need at least 2 samples per prompt")
         sources = [bool(self.train_file), bool(self.pool), bool(self.problem)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -156,3 +157,27 @@ def test_pool_and_index_pick_examples(tiny_model_dir: Path, tmp_path: Path) -> N
     history = json.loads((tmp_path / "run/history.json").read_text())
     assert sorted(history) == ["1", "3"] and all(len(v) == 2 for v in history.values())
     shutil.rmtree(tmp_path / "run")
+
+
+def test_ppo_with_critic_learns_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    extra = ("algo=ppo", "n=2", "save_every=1", "critic_lr=1e-2", "kl_coef=0")
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(config(tiny_model_dir, *extra, "steps=3"), whole, reward_fn=has_letter_e, quiet=True)
+    rows = [json.loads(x) for x in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert all("value_loss" in r and math.isfinite(r["value_loss"]) for r in rows)
+    assert (whole / "checkpoints/step_3/critic.pt").exists()
+    train(config(tiny_model_dir, *extra, "steps=2"), split, reward_fn=has_letter_e, quiet=True)
+    train(config(tiny_model_dir, *extra, "steps=3"), split, reward_fn=has_letter_e, quiet=True, resume=True)
+    a = torch.load(whole / "checkpoints/step_3/critic.pt")
+    b = torch.load(split / "checkpoints/step_3/critic.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert float(a["head.weight"].abs().sum()) > 0  # the value head moved off its zero start
+
+
+def test_outcome_reward_sits_on_the_last_response_token() -> None:
+    from oneshot_rlvr.train.critic import outcome_token_rewards
+
+    mask = torch.tensor([[0, 1, 1, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]])
+    out = outcome_token_rewards(torch.tensor([1.0, 0.5, 1.0]), mask)
+    expected = torch.tensor([[0, 0, 0, 1.0, 0], [0, 0, 0.5, 0, 0], [0, 0, 0, 0, 0]])
+    assert torch.equal(out, expected)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from oneshot_rlvr.algo import grpo_advantages, rloo_advantages
+from oneshot_rlvr.algo import gae_advantages, grpo_advantages, masked_whiten, rloo_advantages
 from oneshot_rlvr.config import TrainConfig, save_config
 from oneshot_rlvr.data import Problem, render_prompt
 from oneshot_rlvr.errors import RlvrError
@@ -24,10 +24,11 @@ from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
 from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
 from oneshot_rlvr.rollout.hf import HFRolloutEngine, concat_rollouts
 from oneshot_rlvr.train import dist
+from oneshot_rlvr.train.critic import Critic, outcome_token_rewards
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
 from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line, write_atomic
-from oneshot_rlvr.train.state import checkpoint_dirs, load_trainer_state, save_checkpoint, set_rng_state
-from oneshot_rlvr.train.update import Batch, TrainingDiverged, autocast, score_tokens, update_policy
+from oneshot_rlvr.train.state import CRITIC_FILE, checkpoint_dirs, load_trainer_state, save_checkpoint, set_rng_state
+from oneshot_rlvr.train.update import Batch, CriticState, TrainingDiverged, autocast, score_tokens, update_policy
 from oneshot_rlvr.train.validate import Validator
 
 log = logging.getLogger("oneshot_rlvr.train")
@@ -128,14 +129,23 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     if ref is not None and state is not None:  # the reference is the initial model, not the checkpoint
         ref = load_model(cfg.model, options, device).eval().requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
-                                  foreach=device.type != "cuda", fused=device.type == "cuda" or None)
+    optimizer = _adamw(params, cfg.lr, cfg, device)
+    critic = None
+    if cfg.algo == "ppo":
+        critic_model = Critic(load_model(cfg.model, LoadOptions(dtype=cfg.dtype), device)).train()
+        if state is not None:
+            critic_model.load_state_dict(torch.load(Path(source) / CRITIC_FILE, map_location=device))
+        else:
+            dist.broadcast_parameters(critic_model, info)
+        critic = CriticState(critic_model, _adamw(list(critic_model.parameters()), cfg.critic_lr, cfg, device))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: min(1.0, (i + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
     sampler = EpochSampler(len(problems), cfg.seed)
     history = History()
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
+        if critic is not None:
+            critic.optimizer.load_state_dict(state["critic_optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.position.epoch, sampler.position.offset = state["data_position"]
         history = History.from_state(state["history"])
@@ -179,12 +189,14 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
         batch = Batch(roll.input_ids, roll.attention_mask, roll.full_response_mask, adv)
         with timer("logprobs"):
+            if critic is not None:
+                _add_values_and_gae(critic.model, batch, local_rewards.reshape(-1), cfg, device)
             if ref is not None or (cfg.kl_coef > 0 and cfg.lora_r):
                 batch.ref_logp = _reference_logp(model, ref, batch, cfg, device)
             if not single_update:
                 batch.old_logp = score_tokens(model, batch, cfg, device)
         with timer("update"):
-            stats = update_policy(model, optimizer, scheduler, batch, cfg, info, device, step)
+            stats = update_policy(model, optimizer, scheduler, batch, cfg, info, device, step, critic)
         for (r, epoch), acc in zip(rows, rewards.mean(dim=1).tolist(), strict=True):
             history.add(problems[r].id, epoch, acc * cfg.n, cfg.n)
         history.close_epochs_before(sampler.position.epoch)
@@ -192,7 +204,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         if validator is not None and (step % cfg.val_every == 0 or step == cfg.steps) and info.main:
             row.update(validator.run(model, step))
         if (step % max(cfg.save_every, 1) == 0 and cfg.save_every > 0) or step == cfg.steps:
-            _save(out, step, model, tokenizer, optimizer, scheduler, sampler, history, cfg, info)
+            _save(out, step, model, tokenizer, optimizer, scheduler, sampler, history, cfg, info, critic)
             saved_step = step
         if info.main and metrics_log is not None:
             metrics_log.append(row)
@@ -204,6 +216,27 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     return out
 
 
+def _adamw(params: list[torch.nn.Parameter], lr: float, cfg: TrainConfig, device: torch.device) -> Any:
+    return torch.optim.AdamW(params, lr=lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                             foreach=device.type != "cuda", fused=device.type == "cuda" or None)
+
+
+@torch.no_grad()
+def _add_values_and_gae(critic: Any, batch: Batch, rewards: torch.Tensor, cfg: TrainConfig,
+                        device: torch.device) -> None:
+    """PPO: the critic's values, then GAE advantages (whitened over the batch) and returns."""
+    values = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
+    for start in range(0, values.shape[0], cfg.micro_batch_size):
+        rows = slice(start, start + cfg.micro_batch_size)
+        with autocast(cfg, device):
+            values[rows] = critic(batch.input_ids[rows].to(device), batch.attention_mask[rows].to(device)).float().cpu()
+    mask = batch.response_mask
+    values = values * mask
+    adv, returns = gae_advantages(outcome_token_rewards(rewards, mask), values, mask, cfg.gamma, cfg.lam)
+    batch.adv = masked_whiten(adv, mask) if int(mask.sum()) > 1 else adv
+    batch.old_values, batch.returns = values, returns
+
+
 def _reference_logp(model: Any, ref: Any, batch: Batch, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
     if ref is not None:
         return score_tokens(ref, batch, cfg, device)
@@ -212,13 +245,18 @@ def _reference_logp(model: Any, ref: Any, batch: Batch, cfg: TrainConfig, device
 
 
 def _save(out: Path, step: int, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any,
-          sampler: EpochSampler, history: History, cfg: TrainConfig, info: dist.DistInfo) -> None:
+          sampler: EpochSampler, history: History, cfg: TrainConfig, info: dist.DistInfo,
+          critic: CriticState | None) -> None:
     dist.check_in_sync([p for p in model.parameters() if p.requires_grad], info)
     if info.main:
         state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "data_position": (sampler.position.epoch, sampler.position.offset),
                  "history": history.state(), "config": cfg.__dict__.copy()}
-        save_checkpoint(out, step, model, tokenizer, state, keep=cfg.keep_checkpoints)
+        extra = {}
+        if critic is not None:
+            state["critic_optimizer"] = critic.optimizer.state_dict()
+            extra[CRITIC_FILE] = critic.model.state_dict()
+        save_checkpoint(out, step, model, tokenizer, state, keep=cfg.keep_checkpoints, extra=extra)
     dist.barrier(info)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 STATE_FILE = "trainer_state.pt"
+CRITIC_FILE = "critic.pt"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
@@ -51,7 +52,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, trainer_state: dict[str, Any],
-                    keep: int = 0) -> Path:
+                    keep: int = 0, extra: dict[str, Any] | None = None) -> Path:
+    """Write step_N atomically; `extra` maps file names to objects saved with torch.save beside it."""
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step}"
@@ -60,6 +62,8 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, traine
         shutil.rmtree(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    for name, obj in (extra or {}).items():
+        torch.save(obj, tmp / name)
     torch.save({**trainer_state, "rng": rng_state()}, tmp / STATE_FILE)
     if final.exists():  # re-saving a step after a resume: replace the old copy
         shutil.rmtree(final)

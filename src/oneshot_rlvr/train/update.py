@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from oneshot_rlvr.algo import aggregate, kl_penalty, policy_loss, token_logprobs, total_loss
+from oneshot_rlvr.algo import aggregate, kl_penalty, policy_loss, token_logprobs, total_loss, value_loss
 from oneshot_rlvr.config import TrainConfig
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.train import dist
@@ -28,7 +28,8 @@ class TrainingDiverged(RlvrError):
 
 @dataclass
 class Batch:
-    """Rows of one rank: (N, L) token tensors of prompt + response, and per-row advantages (N,)."""
+    """Rows of one rank: (N, L) token tensors of prompt + response; advantages per row (N,) or per
+    token (N, L); PPO adds the critic's old values and the returns, (N, L)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -36,6 +37,11 @@ class Batch:
     adv: torch.Tensor
     old_logp: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
+    old_values: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+
+
+_TOKEN_FIELDS = ("old_logp", "ref_logp", "old_values", "returns")
 
 
 def autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -66,8 +72,9 @@ def micro_batches(batch: Batch, rows: list[int], cfg: TrainConfig) -> Iterator[d
         used = mask.any(dim=0).nonzero().squeeze(-1)
         cols = slice(int(used[0]), int(used[-1]) + 1)
         out = {"input_ids": batch.input_ids[idx, cols], "attention_mask": mask[:, cols],
-               "response_mask": batch.response_mask[idx, cols], "adv": batch.adv[idx]}
-        for name in ("old_logp", "ref_logp"):
+               "response_mask": batch.response_mask[idx, cols],
+               "adv": batch.adv[idx, cols] if batch.adv.dim() == 2 else batch.adv[idx]}
+        for name in _TOKEN_FIELDS:
             value = getattr(batch, name)
             if value is not None:
                 out[name] = value[idx, cols]
@@ -88,12 +95,22 @@ def score_tokens(model: Any, batch: Batch, cfg: TrainConfig, device: torch.devic
     return out
 
 
+@dataclass
+class CriticState:
+    """PPO's value model and its optimizer."""
+
+    model: Any
+    optimizer: torch.optim.Optimizer
+
+
 def update_policy(
     model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, batch: Batch, cfg: TrainConfig,
-    info: dist.DistInfo, device: torch.device, step: int,
+    info: dist.DistInfo, device: torch.device, step: int, critic: CriticState | None = None,
 ) -> dict[str, float]:
-    """Mini-batches x PPO epochs of clipped policy-gradient updates; returns averaged metrics."""
+    """Mini-batches x PPO epochs of clipped policy-gradient updates (and critic updates for PPO);
+    returns averaged metrics."""
     params = [p for p in model.parameters() if p.requires_grad]
+    critic_params = [p for p in critic.model.parameters() if p.requires_grad] if critic else []
     n_rows = batch.input_ids.shape[0]
     n_mini = cfg.batch_size // cfg.mini_batch_size
     rows_per_mini = n_rows // n_mini
@@ -112,6 +129,8 @@ def update_policy(
                 max_len=float(cfg.max_new_tokens),
             )
             optimizer.zero_grad(set_to_none=True)
+            if critic is not None:
+                critic.optimizer.zero_grad(set_to_none=True)
             for mb in micro_batches(batch, rows, cfg):
                 mb = {k: v.to(device) for k, v in mb.items()}
                 with autocast(cfg, device):
@@ -129,6 +148,13 @@ def update_policy(
                                   kl_coef=cfg.kl_coef)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(f"step {step}: the loss is {loss.item()}; stopping")
+                if critic is not None:
+                    with autocast(cfg, device):
+                        values = critic.model(mb["input_ids"], mb["attention_mask"])
+                    vloss, v_metrics = value_loss(values, mb["old_values"], mb["returns"], mask, clip=cfg.value_clip,
+                                                  agg=cfg.loss_agg, **norm)
+                    loss = loss + cfg.vf_coef * vloss
+                    pg_metrics = {**pg_metrics, **v_metrics, "value_loss": vloss.detach()}
                 # Gradients are averaged over ranks, but the normalisers already count every rank.
                 (loss * info.world).backward()
                 tokens = float(mask.sum())
@@ -149,6 +175,10 @@ def update_policy(
                 raise TrainingDiverged(f"step {step}: the gradient norm is {grad_norm}; stopping")
             optimizer.step()
             scheduler.step()
+            if critic is not None:
+                dist.average_gradients(critic_params, info)
+                torch.nn.utils.clip_grad_norm_(critic_params, clip)
+                critic.optimizer.step()
             if not all(bool(torch.isfinite(p).all()) for p in params):
                 raise TrainingDiverged(f"step {step}: the weights are no longer finite; stopping")
             grad_norms.append(grad_norm)
