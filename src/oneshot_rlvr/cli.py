@@ -23,6 +23,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("eval", "oneshot_rlvr.commands.eval"),
     ("select", "oneshot_rlvr.commands.select"),
     ("export", "oneshot_rlvr.commands.export"),
+    ("world", "oneshot_rlvr.commands.world"),
 )
 
 

@@ -1,0 +1,83 @@
+"""The pretraining recipe on a toy-sized model: rows, loss masks, determinism, and exact resumption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oneshot_rlvr.world.pretrain import PretrainConfig, build_world_tokenizer, pack_batch, pretrain
+
+
+def _config(**overrides: object) -> PretrainConfig:
+    base = dict(tokens=1200, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                num_key_value_heads=1, seq_len=256, batch_rows=2, tokenizer_docs=300, warmup_steps=2,
+                checkpoint_every=1, log_every=1, vocab_size=400, threads=1)
+    base.update(overrides)
+    return PretrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_rows_hold_whole_documents_and_only_responses_are_learned() -> None:
+    config = _config()
+    tok = build_world_tokenizer(config)
+    ids, labels, real = pack_batch(tok, config, step=0)
+    assert ids.shape == labels.shape == (2, 256)
+    assert real == int((ids != tok.pad_token_id).sum())
+    start, end = tok.convert_tokens_to_ids("<|im_start|>"), tok.convert_tokens_to_ids("<|im_end|>")
+    for row_ids, row_labels in zip(ids.tolist(), labels.tolist(), strict=True):
+        assert row_ids[0] == start  # rows begin with a document, never mid-way
+        learned = [t for t, lab in zip(row_ids, row_labels, strict=True) if lab != -100]
+        assert learned and learned[-1] == end  # each response is learned up to its <|im_end|>
+        # Prompts (system/user turns and the assistant header) are never learned.
+        assert start not in learned
+        assert [lab for lab in row_labels if lab != -100] == learned
+    assert pack_batch(tok, config, step=0)[0].equal(ids)
+    assert not pack_batch(tok, config, step=1)[0].equal(ids)
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safetensors.torch import load_file
+
+    import oneshot_rlvr.world.pretrain as module
+
+    full = pretrain(_config(), tmp_path / "full")
+    assert full["steps"] >= 3 and full["tokens"] >= 1200
+
+    real_pack = module.pack_batch
+
+    def interrupted(tok, config, step):  # type: ignore[no-untyped-def]
+        if step == 2:
+            raise KeyboardInterrupt
+        return real_pack(tok, config, step)
+
+    monkeypatch.setattr(module, "pack_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(_config(), tmp_path / "resumed")
+    assert (tmp_path / "resumed" / "checkpoint.pt").exists()
+    monkeypatch.setattr(module, "pack_batch", real_pack)
+    resumed = pretrain(_config(), tmp_path / "resumed")
+    assert resumed["steps"] == full["steps"] and resumed["tokens"] == full["tokens"]
+    assert not (tmp_path / "resumed" / "checkpoint.pt").exists()
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(a[k].equal(b[k]) for k in a)
+    for name in ("config.json", "tokenizer.json", "generation_config.json", "pretrain.json"):
+        assert (tmp_path / "full" / name).exists()
+
+
+def test_checkpoint_from_other_settings_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import oneshot_rlvr.world.pretrain as module
+    from oneshot_rlvr.errors import RlvrError
+
+    def stop(tok, config, step):  # type: ignore[no-untyped-def]
+        if step == 1:
+            raise KeyboardInterrupt
+        return pack_batch(tok, config, step)
+
+    monkeypatch.setattr(module, "pack_batch", stop)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(_config(), tmp_path)
+    monkeypatch.undo()
+    with pytest.raises(RlvrError, match="other settings"):
+        pretrain(_config(lr=1e-4), tmp_path)
