@@ -82,20 +82,21 @@ REWARD_CHECK = textwrap.dedent("""
         f("deepscaler", "so the answer is \\\\boxed{12.7}", "12.8", None),
         f(data_source="deepscaler", solution_str="so the answer is 12.8", ground_truth="12.8"),
         f("deepscaler", "\\\\boxed{3} then \\\\boxed{\\\\frac{1}{2}}", "0.5", extra_info=None, step=7),
+        f("deepscaler", "\\\\boxed{2}", ["1", "2"]),
     ]
     print(json.dumps({"heavy": heavy, "scores": scores, "types": [type(s).__name__ for s in scores]}))
 """)
 
 
 def test_reward_module_scores_in_a_fresh_interpreter_without_heavy_imports(exported: Path) -> None:
-    pytest.importorskip("oneshot_rlvr.reward", reason="the grader package oneshot_rlvr.reward is not installed")
     result = subprocess.run([sys.executable, "-c", REWARD_CHECK, str(exported / "reward_fn.py")],
                             capture_output=True, text=True, timeout=120, cwd=exported)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["heavy"] == []
-    assert report["scores"] == [1.0, 0.0, 0.0, 1.0]  # correct, wrong, unboxed, last box counts
-    assert report["types"] == ["float"] * 4
+    # correct, wrong, unboxed, the last box counts, any of several labels
+    assert report["scores"] == [1.0, 0.0, 0.0, 1.0, 1.0]
+    assert report["types"] == ["float"] * 5
 
 
 def _script_args(exported: Path, tmp_path: Path, env: dict[str, str], *extra: str) -> list[str]:

@@ -93,16 +93,16 @@ from __future__ import annotations
 from typing import Any
 
 try:
-    from oneshot_rlvr.reward import math_reward
+    from oneshot_rlvr.reward.adapters import compute_score as _math_score
 except ImportError as err:  # one line that says what to install on the workers
     raise ImportError("reward_fn.py needs oneshot-rlvr on every verl node: pip install oneshot-rlvr") from err
 
 
 def compute_score(
-    data_source: str, solution_str: str, ground_truth: str, extra_info: Any = None, **kwargs: Any
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None, **kwargs: Any
 ) -> float:
-    """1.0 if the response's last boxed answer equals ground_truth, else 0.0."""
-    return float(math_reward(solution_str, ground_truth))
+    """1.0 if the response's last boxed answer equals ground_truth (or one of a list of them), else 0.0."""
+    return float(_math_score(data_source, solution_str, ground_truth, extra_info))
 '''
 
 
