@@ -125,3 +125,24 @@ def test_history_run_argument_errors(monkeypatch: pytest.MonkeyPatch, pool_file:
         assert main(args) == 2
         assert message in capsys.readouterr().err
     assert calls == []
+
+
+def test_history_run_with_the_real_trainer(tiny_model_dir: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from oneshot_rlvr.select import rank_std
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"id": f"p{i}", "question": f"What is {i}+1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(4)))
+    out = tmp_path / "run"
+    args = ["select", "--pool", str(pool), "--model", str(tiny_model_dir), "--steps", "4", "--out", str(out),
+            "batch_size=2", "mini_batch_size=2", "micro_batch_size=4", "n=2", "max_new_tokens=4", "device=cpu",
+            "save_every=0"]
+    assert main(args) == 0
+    history = json.loads((out / "history.json").read_text())
+    # 4 steps x 2 prompts over a pool of 4: every example seen in 2 epochs, keyed by the pool's ids
+    assert sorted(history) == ["p0", "p1", "p2", "p3"]
+    assert all(len(accs) == 2 for accs in history.values())
+    lines = (out / "ranking.tsv").read_text().splitlines()
+    assert [line.split("\t")[1] for line in lines] == [k for k, _ in rank_std(history)]
+    assert capsys.readouterr().out.splitlines() == lines
