@@ -185,7 +185,8 @@ def test_overrides_follow_the_config() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"algo": "ppo"}, "algo='ppo'"), ({"adv_norm": "batch"}, "adv_norm='batch'"), ({"pg_coef": 0.0}, "pg_coef")],
+    [({"algo": "ppo"}, "algo='ppo'"), ({"adv_norm": "batch"}, "adv_norm='batch'"), ({"pg_coef": 0.0}, "pg_coef"),
+     ({"reward": "my_mod:score"}, "reward='my_mod:score'")],
 )
 def test_settings_verl_cannot_express_are_errors(changes: dict[str, object], message: str) -> None:
     with pytest.raises(RlvrError, match=message):

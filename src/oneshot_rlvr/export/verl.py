@@ -131,9 +131,8 @@ def verl_overrides(cfg: TrainConfig, *, train_rows: int) -> list[Override]:
         raise RlvrError(f"setting algo={cfg.algo!r}: the verl export covers grpo only")
     if cfg.adv_norm == "batch":
         raise RlvrError("setting adv_norm='batch' has no verl 0.4 equivalent (use group or none)")
-    reward = getattr(cfg, "reward", "math")
-    if reward != "math":
-        raise RlvrError(f"setting reward={reward!r}: the exported reward_fn.py scores with the math reward only")
+    if cfg.reward != "math":
+        raise RlvrError(f"setting reward={cfg.reward!r}: the exported reward_fn.py scores with the math reward only")
     if cfg.pg_coef != 1.0:
         raise RlvrError(f"setting pg_coef={cfg.pg_coef}: verl has no policy-gradient coefficient")
     steps_per_epoch = train_rows // cfg.batch_size  # verl's loader drops the last partial batch
