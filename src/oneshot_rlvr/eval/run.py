@@ -32,6 +32,7 @@ from oneshot_rlvr.eval.benchmarks import (
     Benchmark,
     Protocol,
     load_benchmark,
+    resolve_data_dir,
 )
 from oneshot_rlvr.eval.choice import extract_choice, grade_choice
 from oneshot_rlvr.eval.metrics import benchmark_average, summarize
@@ -40,6 +41,7 @@ from oneshot_rlvr.rollout.base import RolloutEngine, Rollouts, SamplingParams
 log = logging.getLogger(__name__)
 
 RESULTS_FORMAT = 1
+SYMPY_TIMEOUT = 3.0  # seconds per symbolic comparison, as in the Qwen2.5-Math harness
 
 
 @dataclass
@@ -136,8 +138,8 @@ def _grade_chunk(benchmark: str, kind: str, problems: list[Problem], prompts: li
         from oneshot_rlvr.reward import extract_answer, verify_batch
 
         golds = [p.answer for p in chunk]
-        lenient = verify_batch(golds, responses, require_boxed=False)
-        strict = verify_batch(golds, responses, require_boxed=True)
+        lenient = verify_batch(golds, responses, require_boxed=False, timeout=SYMPY_TIMEOUT)
+        strict = verify_batch(golds, responses, require_boxed=True, timeout=SYMPY_TIMEOUT)
         extracted = [extract_answer(r, mode="lenient") for r in responses]
     tokens = out.response_mask.sum(dim=1).tolist()
     records = []
@@ -204,7 +206,8 @@ def evaluate_benchmarks(
         "format": RESULTS_FORMAT,
         "model": model,
         "step": step,
-        "settings": {k: v for k, v in asdict(opts).items() if k != "chunk_rows"},
+        "settings": {**{k: v for k, v in asdict(opts).items() if k != "chunk_rows"},
+                     "data_dir": str(resolve_data_dir(opts.data_dir))},
         "benchmarks": per_benchmark,
         "average": benchmark_average(per_benchmark, PAPER_BENCHMARKS),
     }
