@@ -1,0 +1,142 @@
+"""A grading worker process: sympy equivalence through math-verify, one task at a time.
+
+Started by `pool.WorkerPool` as `python -m oneshot_rlvr.reward._worker READ_FD WRITE_FD PARENT_PID MEM_MB`.
+It receives lists of `(key, task)` and answers `(key, verdict)` after each task, so the parent knows
+which task is running and can kill the process when one takes too long. math-verify's own SIGALRM
+time limits are switched off: the parent's kill is the limit, and it works from any thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from functools import lru_cache
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oneshot_rlvr.reward.pool import Task
+
+
+def _limit_memory(megabytes: int) -> None:
+    if megabytes <= 0:
+        return
+    try:
+        import resource
+
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):
+        pass  # not every platform allows it; the time limit still applies
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to kill this process when its parent dies, even mid-computation in sympy."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+@lru_cache(maxsize=1)
+def _configs() -> list[Any]:
+    from latex2sympy2_extended.latex2sympy2 import NormalizationConfig
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    # Units are already stripped by `normalize`; math-verify's own unit list would also eat the
+    # variable of answers like "4t" or "5m".
+    normalization = NormalizationConfig(
+        basic_latex=True, units=False, malformed_operators=True, nits=True, boxed="all", equations=False
+    )
+    return [LatexExtractionConfig(boxed_match_priority=0, normalization_config=normalization), ExprExtractionConfig()]
+
+
+def _imaginary_unit(expr: Any) -> Any:
+    """Read a free symbol `i` as the imaginary unit, so that e^{i\\pi} = -1 and (1+i)^2 = 2i."""
+    from sympy import Basic, I
+
+    if not isinstance(expr, Basic):
+        return expr
+    unit = [s for s in expr.free_symbols if getattr(s, "name", None) == "i"]
+    return expr.subs({s: I for s in unit}) if unit else expr
+
+
+@lru_cache(maxsize=8192)
+def _parse(latex: str) -> list[Any]:
+    from math_verify import parse
+
+    # The answer is already extracted: wrapping it in $...$ makes math-verify read all of it
+    # ("2x + 3" stays 2x + 3 instead of its last number).
+    parsed = parse(f"${latex}$", _configs(), parsing_timeout=None)
+    return [_imaginary_unit(p) for p in parsed]
+
+
+def _percent_forms(parsed: list[Any], percent: bool) -> list[Any]:
+    if not percent:
+        return parsed
+    from sympy import Basic, Rational
+
+    return parsed + [p * Rational(1, 100) for p in parsed if isinstance(p, Basic)]
+
+
+def equivalent(task: Task) -> bool:
+    """Whether the predicted answer is equivalent to the gold one under math-verify."""
+    from math_verify import verify
+
+    gold_latex, pred_latex, gold_percent, pred_percent = task
+    gold = _parse(gold_latex)
+    pred = _parse(pred_latex)
+    if not gold or not pred:
+        return False
+    gold = _percent_forms(gold, gold_percent)
+    pred = _percent_forms(pred, pred_percent)
+    return bool(verify(gold, pred, timeout_seconds=None, allow_set_relation_comp=True))
+
+
+def _safe_equivalent(task: Task) -> bool:
+    try:
+        return equivalent(task)
+    except (Exception, RecursionError, MemoryError):
+        return False
+
+
+def serve(inbox: Connection, outbox: Connection) -> None:
+    """Answer task lists until the parent sends None or goes away."""
+    while True:
+        try:
+            message = inbox.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        for key, task in message:
+            outbox.send((key, _safe_equivalent(task)))
+
+
+def main(argv: list[str]) -> int:
+    read_fd, write_fd, parent_pid, memory_mb = (int(a) for a in argv)
+    _die_with_parent(parent_pid)
+    _limit_memory(memory_mb)
+    logging.disable(logging.CRITICAL)  # math-verify warns about its disabled alarms on every call
+    warnings.simplefilter("ignore")
+    inbox = Connection(read_fd, writable=False)
+    outbox = Connection(write_fd, readable=False)
+    _safe_equivalent(("\\frac{x}{2}", "x/2", False, False))  # import sympy, build the parser: untimed
+    try:
+        outbox.send(("ready", os.getpid()))
+        serve(inbox, outbox)
+    except OSError:
+        pass  # the parent went away: nothing left to answer
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

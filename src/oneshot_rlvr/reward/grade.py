@@ -1,0 +1,250 @@
+"""Answer equivalence on top of math-verify, with hard time limits that work in any thread.
+
+A grade goes through two stages:
+1. the fast path, in the calling process: normalised string equality, exact numeric comparison,
+   letter choices, times of day and word answers; it decides most answers in microseconds;
+2. otherwise sympy (math-verify) in a worker process that is killed when it runs past the limit.
+
+Golds arrive as bare strings ("2x + 3", "\\frac{4}{3}", "(1,2]"); they are parsed as a whole, never
+searched for their last number.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from oneshot_rlvr.reward import normalize as nz
+from oneshot_rlvr.reward.extract import answer_for_grading, check_text, last_boxed
+from oneshot_rlvr.reward.pool import Task, WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+def _default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+@dataclass(frozen=True)
+class GraderConfig:
+    """Settings of a `Grader`."""
+
+    timeout: float = 2.0
+    """Seconds one sympy comparison may take before its worker is killed (the grade is then False)."""
+    workers: int = 0
+    """Worker processes for sympy comparisons; 0 = one per available core, at most 8."""
+    memory_limit_mb: int = 2048
+    """Address-space limit of each worker (MiB); 0 = none. Runaway expressions fail instead of swapping."""
+    cache_size: int = 65536
+    """Sympy verdicts remembered across calls (training grades the same answers again and again)."""
+
+
+def gold_answer(gold: str | None) -> str | None:
+    """The gold answer as a string: the content of its last box when it has one, else itself."""
+    if not gold or not gold.strip():
+        return None
+    if "\\boxed" in gold or "\\fbox" in gold:
+        return last_boxed(gold)
+    return gold.strip()
+
+
+def _same_time(gold: tuple[int, int, str], pred: tuple[int, int, str] | None) -> bool:
+    if pred is None:
+        return False
+    if gold[2] and pred[2]:
+        return gold == pred
+    return gold[:2] == pred[:2]
+
+
+@lru_cache(maxsize=32768)
+def fast_verdict(gold: str, answer: str) -> bool | None:
+    """Decide equivalence without sympy when the answers allow it; None means "ask sympy"."""
+    if len(answer) > nz.MAX_ANSWER_CHARS or len(gold) > nz.MAX_ANSWER_CHARS:
+        return gold == answer
+    g, p = nz.normalize(gold), nz.normalize(answer)
+    if not g.key or not p.key:
+        return False
+    if g.key == p.key:
+        return True
+    letter = nz.choice_letter(gold)
+    if letter is not None:
+        return nz.choice_letter(answer, strict=False) == letter
+    time_of_day = nz.clock_time(gold)
+    if time_of_day is not None:
+        return _same_time(time_of_day, nz.clock_time(answer))
+    gold_words = nz.words(gold)
+    if gold_words is not None:
+        return nz.loose_words(answer) == gold_words
+    return nz.numbers_match(g, p)
+
+
+def _task(gold: str, answer: str) -> Task:
+    g, p = nz.normalize(gold), nz.normalize(answer)
+    return (g.latex, p.latex, g.percent, p.percent)
+
+
+class Grader:
+    """Grades responses against gold answers; owns the worker pool and the verdict cache.
+
+    Thread-safe. Call `close()` (or use it as a context manager) to stop its workers early; they are
+    stopped at interpreter exit in any case.
+    """
+
+    def __init__(self, config: GraderConfig | None = None) -> None:
+        self.config = config or GraderConfig()
+        self._pool: WorkerPool | None = None
+        self._pool_pid = os.getpid()
+        self._cache: OrderedDict[Task, bool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker pool, started on first use (and started afresh in a forked child)."""
+        with self._lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = WorkerPool(
+                    self.config.workers or _default_workers(), memory_limit_mb=self.config.memory_limit_mb
+                )
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes (a later grade starts them again)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pool_pid == os.getpid():
+            pool.close()
+
+    def verify(self, gold: str | None, response: str | None, *, require_boxed: bool = False) -> bool:
+        """Whether the response's final answer is equivalent to the gold answer."""
+        return self.verify_batch([gold], [response], require_boxed=require_boxed)[0]
+
+    def verify_batch(
+        self,
+        golds: Sequence[str | None],
+        responses: Sequence[str | None],
+        *,
+        require_boxed: bool = False,
+        timeout: float | None = None,
+        batch_timeout: float | None = None,
+    ) -> list[bool]:
+        """Grade responses[i] against golds[i] for every i, in parallel across worker processes.
+
+        `timeout` limits each sympy comparison (default `config.timeout`); `batch_timeout` limits the
+        whole call (default: none, so the call takes at most about len / workers * timeout seconds
+        even if every answer is pathological). Unfinished grades are False.
+        """
+        if len(golds) != len(responses):
+            raise ValueError(f"{len(golds)} golds but {len(responses)} responses")
+        limit = self.config.timeout if timeout is None else timeout
+        deadline = None if batch_timeout is None else time.monotonic() + batch_timeout
+        verdicts: list[bool] = [False] * len(golds)
+        slow: dict[Task, list[int]] = {}
+        for i, (gold, response) in enumerate(zip(golds, responses, strict=True)):
+            gold_text = gold_answer(check_text(gold, "gold"))
+            answer = answer_for_grading(response, require_boxed=require_boxed)
+            if gold_text is None or answer is None:
+                continue
+            decided = self._decide(gold_text, answer)
+            if isinstance(decided, bool):
+                verdicts[i] = decided
+            else:
+                slow.setdefault(decided, []).append(i)
+        if slow:
+            tasks = list(slow)
+            for task, verdict in zip(tasks, self.pool.map(tasks, timeout=limit, deadline=deadline), strict=True):
+                for i in slow[task]:
+                    verdicts[i] = bool(verdict)
+                if verdict is not None:
+                    self._remember(task, verdict)
+        return verdicts
+
+    def _decide(self, gold: str, answer: str) -> bool | Task:
+        try:
+            fast = fast_verdict(gold, answer)
+        except Exception:  # a normalisation bug must not crash training: ask sympy instead
+            log.debug("fast path failed on %r vs %r", gold[:80], answer[:80], exc_info=True)
+            fast = None
+        if fast is not None:
+            return fast
+        task = _task(gold, answer)
+        with self._lock:
+            cached = self._cache.get(task)
+            if cached is not None:
+                self._cache.move_to_end(task)
+                return cached
+        return task
+
+    def _remember(self, task: Task, verdict: bool) -> None:
+        if self.config.cache_size <= 0:
+            return
+        with self._lock:
+            self._cache[task] = verdict
+            while len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
+
+
+_default: Grader | None = None
+_default_lock = threading.Lock()
+
+
+def default_grader() -> Grader:
+    """The process-wide grader behind `verify`, `verify_batch` and `math_reward`."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Grader()
+        return _default
+
+
+def close() -> None:
+    """Stop the default grader's worker processes (they also stop at interpreter exit)."""
+    with _default_lock:
+        grader = _default
+    if grader is not None:
+        grader.close()
+
+
+def verify(gold: str | None, response: str | None, *, require_boxed: bool = False) -> bool:
+    """Is the response's final answer equivalent to the gold answer?
+
+    The answer is the last `\\boxed{}` (only that when `require_boxed`), else the text after "the
+    answer is", else the whole response when it is a bare one-line answer, else its last number.
+    None or empty input is False; a non-string is a TypeError.
+    """
+    return default_grader().verify(gold, response, require_boxed=require_boxed)
+
+
+def verify_batch(
+    golds: Sequence[str | None],
+    responses: Sequence[str | None],
+    *,
+    require_boxed: bool = False,
+    timeout: float = 2.0,
+    batch_timeout: float | None = None,
+) -> list[bool]:
+    """`verify` for many pairs at once, in parallel worker processes, each sympy call under `timeout`."""
+    return default_grader().verify_batch(
+        golds, responses, require_boxed=require_boxed, timeout=timeout, batch_timeout=batch_timeout
+    )
+
+
+def math_reward(response: str | None, gold: str | None) -> float:
+    """The training reward: 1.0 when the last `\\boxed{}` of the response matches the gold, else 0.0."""
+    return 1.0 if verify(gold, response, require_boxed=True) else 0.0
