@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("select", "oneshot_rlvr.commands.select"),
     ("export", "oneshot_rlvr.commands.export"),
     ("world", "oneshot_rlvr.commands.world"),
+    ("grade", "oneshot_rlvr.commands.grade"),
 )
 
 
