@@ -56,6 +56,8 @@ class TrainConfig:
     """Field holding the question in the problem files (default: question/problem/prompt...)."""
     answer_field: str = ""
     """Field holding the gold answer (default: answer/final_answer/reward_model.ground_truth...)."""
+    skip_bad_rows: bool = False
+    """Leave out problem-file rows without question or answer (each named in a warning) instead of stopping."""
     template: str = "oneshot-train"
     """Prompt template for training: oneshot-train, qwen25-math-cot or plain."""
     max_prompt_tokens: int = 1024

@@ -74,3 +74,22 @@ def test_expand_to_batch() -> None:
     assert expand_to_batch([a, b], 2) == [a, b]
     with pytest.raises(RlvrError, match="do not divide"):
         expand_to_batch([a, b, b], 4)
+
+
+def test_bad_rows_can_be_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    f = write_jsonl(tmp_path / "d.jsonl", [{"question": "1+1?", "answer": "2", "id": 0},
+                                           {"question": "2+2?", "answer": "", "id": 1},
+                                           {"question": "", "answer": "3", "id": 2}])
+    with pytest.raises(RlvrError, match=r"row 2 \(id 1\) has a missing or empty answer"):
+        load_problems(f)
+    ps = load_problems(f, skip_bad_rows=True)
+    assert [p.id for p in ps] == ["0"]
+    assert "row 2 (id 1), row 3 (id 2)" in caplog.text
+
+
+def test_dsr_sub_pool_has_one_unlabelled_row() -> None:
+    path = shared_data_or_skip("data/train/one_shot_rlvr/dsr_sub.parquet")
+    with pytest.raises(RlvrError, match=r"row 266 \(id 265\)"):
+        load_problems(path)
+    ps = load_problems(path, skip_bad_rows=True)
+    assert len(ps) == 1208 and "124" in {p.id for p in ps}

@@ -9,12 +9,15 @@ question or answer: a silently empty answer would become a silent zero reward.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from oneshot_rlvr.errors import RlvrError
+
+log = logging.getLogger(__name__)
 
 QUESTION_FIELDS = ("question", "problem", "prompt", "query", "input", "Question", "content")
 ANSWER_FIELDS = ("answer", "final_answer", "reward_model.ground_truth", "ground_truth", "gt", "target", "Answer")
@@ -91,29 +94,45 @@ def problems_from_rows(
     answer_field: str | None = None,
     id_field: str | None = None,
     source: str = "",
+    skip_bad_rows: bool = False,
 ) -> list[Problem]:
-    """Turn dict rows into problems; `where` names the file for error messages."""
+    """Turn dict rows into problems; `where` names the file for error messages.
+
+    A row without question text or answer is an error naming it, or with `skip_bad_rows` is left
+    out with a warning that names every skipped row (DSR-sub's row 266, id 265, has an empty label).
+    """
     problems = []
+    skipped: list[str] = []
     for i, row in enumerate(rows, start=1):
         if not isinstance(row, Mapping):
             raise RlvrError(f"{where}: row {i} is not an object")
+        _, pid = _pick(row, id_field, ID_FIELDS)
+        label = f"row {i}" + (f" (id {pid})" if pid is not None else "")
         qname, qvalue = _pick(row, question_field, QUESTION_FIELDS)
         question = _text_of(qvalue)
-        if not question or not question.strip():
-            wanted = question_field or "/".join(QUESTION_FIELDS[:3])
-            raise RlvrError(f"{where}: row {i} has no question text (field {qname or wanted!r})")
         aname, avalue = _pick(row, answer_field, ANSWER_FIELDS)
         answer = _answer_of(avalue)
-        if not answer:
-            wanted = answer_field or "/".join(ANSWER_FIELDS[:3])
-            raise RlvrError(f"{where}: row {i} has a missing or empty answer (field {aname or wanted!r})")
-        _, pid = _pick(row, id_field, ID_FIELDS)
+        problem_text = None
+        if not question or not question.strip():
+            field = qname or question_field or "/".join(QUESTION_FIELDS[:3])
+            problem_text = f"has no question text (field {field!r})"
+        elif not answer:
+            field = aname or answer_field or "/".join(ANSWER_FIELDS[:3])
+            problem_text = f"has a missing or empty answer (field {field!r})"
+        if problem_text is not None:
+            if not skip_bad_rows:
+                raise RlvrError(f"{where}: {label} {problem_text}")
+            skipped.append(label)
+            continue
+        assert question is not None and answer is not None
         meta = {k: v for k, v in row.items() if k not in (qname, aname)}
         row_source = row.get("data_source") if isinstance(row.get("data_source"), str) else source
         problems.append(
             Problem(id=str(pid if pid is not None else i - 1), prompt=question, answer=answer,
                     source=row_source or source, meta=meta)
         )
+    if skipped:
+        log.warning("%s: skipped %d row(s) without question or answer: %s", where, len(skipped), ", ".join(skipped))
     if not problems:
         raise RlvrError(f"{where}: no problems found")
     return problems
@@ -164,6 +183,7 @@ def load_problems(
     id_field: str | None = None,
     split: str = "train",
     limit: int | None = None,
+    skip_bad_rows: bool = False,
 ) -> list[Problem]:
     """Load problems from a local file or, when no such file exists, a Hugging Face dataset id."""
     p = Path(path_or_id)
@@ -179,7 +199,7 @@ def load_problems(
         rows = rows[:limit]
     return problems_from_rows(
         rows, where=where, question_field=question_field, answer_field=answer_field,
-        id_field=id_field, source=source,
+        id_field=id_field, source=source, skip_bad_rows=skip_bad_rows,
     )
 
 

@@ -88,11 +88,14 @@ def build_tiny_model(
     texts: Iterable[str] | None = None,
     vocab_size: int = 512,
     seed: int = 0,
+    model_vocab_size: int | None = None,
     **config_overrides: Any,
 ) -> Path:
     """Write a randomly initialised tiny Qwen2 model and its tokenizer to `out_dir`.
 
     The folder loads with `AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained`.
+    `model_vocab_size` widens the embedding beyond the tokenizer (e.g. 151936, Qwen2.5's size, for a
+    model of a real model's shape; ids the tokenizer lacks decode to nothing).
     """
     import torch
     from transformers import GenerationConfig, Qwen2ForCausalLM
@@ -101,7 +104,7 @@ def build_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(texts if texts is not None else [_SAMPLE_TEXT] * 4, vocab_size=vocab_size)
     config = tiny_qwen2_config(
-        len(tokenizer),
+        model_vocab_size or len(tokenizer),
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

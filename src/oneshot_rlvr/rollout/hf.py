@@ -7,6 +7,7 @@ it, and lets `generate` continue from there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,8 +19,11 @@ from oneshot_rlvr.rollout.base import Rollouts, SamplingParams, concat_rollouts
 class HFRolloutEngine:
     """Samples from a Hugging Face causal LM (the policy itself: `sync` just swaps the reference)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch_rows: int = 256, share_prefill: bool = True):
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_rows: int = 256, share_prefill: bool = True,
+                 logits_processor_factory: Callable[[int], Any] | None = None):
+        """`logits_processor_factory(prompt_len)` may return an extra logits processor per generate call."""
         self.model = model
+        self.logits_processor_factory = logits_processor_factory
         self.tokenizer = tokenizer
         self.max_batch_rows = max_batch_rows
         self.share_prefill = share_prefill
@@ -55,6 +59,8 @@ class HFRolloutEngine:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
+        if self.logits_processor_factory is not None:
+            kwargs["logits_processor"] = [self.logits_processor_factory(ids.shape[1])]
         cache = self._shared_prefill(rows, ids, mask) if self.share_prefill else None
         if cache is not None:
             kwargs[_cache_keyword(model.forward)] = cache  # generate follows the forward rename

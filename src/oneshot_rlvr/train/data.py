@@ -21,16 +21,21 @@ def training_problems(cfg: TrainConfig) -> list[Problem]:
     if cfg.problem:
         base = [Problem(id="0", prompt=cfg.problem, answer=cfg.answer.strip(), source="inline")]
     elif cfg.pool:
-        pool = load_problems(cfg.pool, question_field=fields["question_field"], answer_field=fields["answer_field"])
+        # Only the chosen examples must be usable: a pool may hold rows we never train on.
+        pool = load_problems(cfg.pool, question_field=fields["question_field"], answer_field=fields["answer_field"],
+                             skip_bad_rows=True)
         by_id = {p.id: p for p in pool}
         wanted = [i.strip() for i in cfg.index.split(",") if i.strip()]
         missing = [i for i in wanted if i not in by_id]
         if missing:
-            raise RlvrError(f"{cfg.pool}: no example with id {', '.join(missing)} (setting index)")
+            raise RlvrError(f"{cfg.pool}: no usable example with id {', '.join(missing)} (setting index)")
         base = [by_id[i] for i in wanted]
     else:
-        base = load_problems(cfg.train_file, question_field=fields["question_field"],
-                             answer_field=fields["answer_field"])
+        try:
+            base = load_problems(cfg.train_file, question_field=fields["question_field"],
+                                 answer_field=fields["answer_field"], skip_bad_rows=cfg.skip_bad_rows)
+        except RlvrError as err:
+            raise RlvrError(f"{err} (setting skip_bad_rows=true leaves such rows out)") from None
     return expand_to_batch(base, cfg.batch_size)
 
 

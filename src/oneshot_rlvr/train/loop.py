@@ -77,14 +77,19 @@ def advantages(rewards: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, engine: RolloutEngine | None = None,
-          reward_fn: RewardFn | None = None, quiet: bool = False) -> Path:
-    """Run (or resume) RLVR training into `out_dir`; returns the run folder."""
+          reward_fn: RewardFn | None = None, quiet: bool = False, save_final: bool = True) -> Path:
+    """Run (or resume) RLVR training into `out_dir`; returns the run folder.
+
+    `engine` and `reward_fn` replace the Hugging Face engine and the `reward` setting (tests, benchmarks);
+    `save_final=False` skips the checkpoint after the last step (benchmarks).
+    """
     device = pick_device(cfg.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     info = dist.init(device)
     try:
-        return _train(cfg, Path(out_dir), resume, engine, reward_fn or reward_function(cfg.reward), quiet, device, info)
+        return _train(cfg, Path(out_dir), resume, engine, reward_fn or reward_function(cfg.reward), quiet, device, info,
+                      save_final)
     finally:
         dist.shutdown(info)
 
@@ -102,7 +107,7 @@ def _generate(engine: RolloutEngine, prompts: list[str], cfg: TrainConfig, step:
 
 
 def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | None, reward_fn: RewardFn,
-           quiet: bool, device: torch.device, info: dist.DistInfo) -> Path:
+           quiet: bool, device: torch.device, info: dist.DistInfo, save_final: bool) -> Path:
     cfg.validate(info.world)
     start_step, state, source = 0, None, cfg.model
     checkpoints = checkpoint_dirs(out) if resume else []

@@ -1,0 +1,253 @@
+"""One RL step of oneshot-rlvr against TRL's GRPOTrainer on the same model, batch and objective.
+
+Both trainers run in fresh subprocesses (so each peak-memory figure is its own), alternately for
+`--rounds` rounds; each run does `--warmup` untimed steps and `--steps` timed ones. Same model (random
+weights), same 1-shot batch (one prompt x `--prompts` copies x `--samples` samples), same forced response
+length, GRPO with KL 0.001 (k3) and entropy 0.001, one update per step.
+
+    python benchmarks/step_vs_trl.py --device cpu            # tiny model: 8 x 8 x 128 tokens
+    python benchmarks/step_vs_trl.py --device cuda           # Qwen2.5-1.5B shape, bf16, 8 x 8 x 512
+    python benchmarks/step_vs_trl.py --device cpu --workload longtail   # rows stop at long-tailed lengths
+
+`--json` makes the last line one JSON object (ratio, ours_step_s, trl_step_s, peak memory, splits).
+Needs `pip install -e ".[bench]"` (trl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PROMPT = "Let p, q be the roots of x^2 - 7x + 3 = 0. Compute p^3 + q^3 and explain every step of the work."
+
+
+def build_model(device: str, out: Path) -> Path:
+    from oneshot_rlvr.models.tiny import build_tiny_model
+
+    text = [PROMPT, "The answer is \\boxed{280}. Let me check: 343 - 63 = 280."] * 50
+    if device == "cuda":  # Qwen2.5-1.5B's shape, random weights (nothing is downloaded)
+        return build_tiny_model(out, texts=text, vocab_size=1024, hidden_size=1536, intermediate_size=8960,
+                                num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
+                                max_position_embeddings=4096, model_vocab_size=151936)
+    return build_tiny_model(out, texts=text, vocab_size=1024, hidden_size=256, intermediate_size=704,
+                            num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2)
+
+
+def target_lengths(rows: int, max_len: int, workload: str, seed: int = 0) -> list[int]:
+    """Per-row response lengths: all max_len (forced) or long-tailed (most short, a few long)."""
+    if workload == "forced":
+        return [max_len] * rows
+    import random
+
+    rng = random.Random(seed)
+    return [max(8, min(max_len, int(rng.lognormvariate(0, 0.9) * max_len / 6))) for _ in range(rows)]
+
+
+class LengthForcer:
+    """A logits processor: no stop token before the row's target length, only the stop token at it."""
+
+    def __init__(self, prompt_len: int, lengths: list[int], stop_id: int):
+        self.prompt_len, self.lengths, self.stop_id = prompt_len, lengths, stop_id
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        step = input_ids.shape[1] - self.prompt_len
+        target = torch.tensor(self.lengths[: scores.shape[0]], device=scores.device)
+        at_end = (target - 1) == step
+        scores[:, self.stop_id] = torch.where(at_end, scores[:, self.stop_id], torch.full_like(scores[:, 0], -1e9))
+        forced = torch.full_like(scores, -1e9)
+        forced[:, self.stop_id] = 0
+        return torch.where(at_end[:, None], forced, scores)
+
+
+def worker(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    torch.manual_seed(0)
+    if args.worker == "ours":
+        return run_ours(args)
+    return run_trl(args)
+
+
+def _peak_gb(device: str) -> float:
+    import resource
+
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run_ours(args: argparse.Namespace) -> dict[str, Any]:
+    from oneshot_rlvr.config import resolve_config
+    from oneshot_rlvr.models.load import load_tokenizer
+    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+    from oneshot_rlvr.train import train
+
+    tok = load_tokenizer(args.model_dir)
+    rows = args.prompts * args.samples
+    lengths = target_lengths(rows, args.tokens, args.workload)
+    engine = HFRolloutEngine(None, tok, max_batch_rows=rows,
+                             logits_processor_factory=lambda prompt_len: LengthForcer(prompt_len, lengths,
+                                                                                     tok.eos_token_id))
+    cfg = resolve_config(None, None, [
+        f"model={args.model_dir}", f"problem={PROMPT}", "answer=280", f"batch_size={args.prompts}",
+        f"mini_batch_size={args.prompts}", f"n={args.samples}", f"max_new_tokens={args.tokens}",
+        f"micro_batch_size={args.micro}", f"rollout_batch_rows={rows}", "temperature=1.0", "lr=1e-6",
+        "kl_coef=0.001", "entropy_coef=0.001", f"steps={args.warmup + args.steps}", "save_every=0",
+        f"device={args.device}", f"autocast={args.autocast}",
+        f"gradient_checkpointing={str(args.device == 'cuda').lower()}", "template=plain",
+        f"dtype={'bfloat16' if args.device == 'cuda' else 'float32'}",
+    ])
+    with tempfile.TemporaryDirectory() as out:
+        train(cfg, Path(out) / "run", engine=engine, reward_fn=lambda p, t: [float(len(x) % 2) for x in t],
+              quiet=True, save_final=False)
+        metrics = [json.loads(x) for x in (Path(out) / "run/metrics.jsonl").read_text().splitlines()]
+    timed = metrics[args.warmup:]
+    return {
+        "step_s": [m["time_step"] for m in timed],
+        "generate_s": [m["time_generate"] for m in timed],
+        "logprobs_s": [m["time_logprobs"] for m in timed],
+        "update_s": [m["time_update"] for m in timed],
+        "new_tokens": [m["response_length_mean"] * rows for m in timed],
+        "peak_gb": _peak_gb(args.device),
+    }
+
+
+def run_trl(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    tok = AutoTokenizer.from_pretrained(args.model_dir, padding_side="left")
+    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=dtype)
+    rows = args.prompts * args.samples
+    lengths = target_lengths(rows, args.tokens, args.workload)
+    data = Dataset.from_list([{"prompt": PROMPT}] * args.prompts * (args.warmup + args.steps))
+    config = GRPOConfig(
+        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=rows, num_generations=args.samples,
+        max_completion_length=args.tokens, temperature=1.0, beta=0.001, entropy_coef=0.001, learning_rate=1e-6,
+        max_steps=args.warmup + args.steps, logging_steps=1, report_to=[], save_strategy="no",
+        use_cpu=args.device == "cpu", bf16=args.device == "cuda" or args.autocast == "bf16",
+        gradient_checkpointing=args.device == "cuda", gradient_accumulation_steps=1, disable_dropout=True,
+        loss_type="grpo", scale_rewards="group", seed=0, dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(model=model, args=config, train_dataset=data, processing_class=tok,
+                          reward_funcs=lambda completions, **kw: [float(len(c) % 2) for c in completions])
+    times: dict[str, list[float]] = {"step_s": [], "generate_s": []}
+    generate = trainer.model.generate
+    spent = {"generate": 0.0}
+
+    def timed_generate(*a: Any, **kw: Any) -> Any:
+        prompt_len = kw["input_ids"].shape[1] if "input_ids" in kw else a[0].shape[1]
+        kw.setdefault("logits_processor", []).append(LengthForcer(prompt_len, lengths, tok.eos_token_id))
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = generate(*a, **kw)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        spent["generate"] += time.perf_counter() - start
+        return out
+
+    trainer.model.generate = timed_generate  # type: ignore[method-assign]
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, *a: Any, **kw: Any) -> None:
+            spent["generate"] = 0.0
+            spent["start"] = time.perf_counter()
+
+        def on_step_end(self, *a: Any, **kw: Any) -> None:
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            times["step_s"].append(time.perf_counter() - spent["start"])
+            times["generate_s"].append(spent["generate"])
+
+    trainer.add_callback(Timer())
+    trainer.train()
+    return {"step_s": times["step_s"][args.warmup:], "generate_s": times["generate_s"][args.warmup:],
+            "peak_gb": _peak_gb(args.device)}
+
+
+def launch(args: argparse.Namespace, which: str, model_dir: Path) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", which, "--model-dir", str(model_dir)] + [
+        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+        if k not in ("worker", "model_dir", "json") and v is not None]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"{which} worker failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--workload", choices=("forced", "longtail"), default="forced")
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--tokens", type=int, default=None, help="response length (default 128 on cpu, 512 on cuda)")
+    p.add_argument("--micro", type=int, default=None, help="our micro-batch rows (default 32 cpu, 16 cuda)")
+    p.add_argument("--autocast", choices=("bf16", "none"), default=None, help="ours (default none cpu, bf16 cuda)")
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--only", choices=("ours", "trl"), default=None, help="run one side only")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--worker", choices=("ours", "trl"), help=argparse.SUPPRESS)
+    p.add_argument("--model-dir", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    args.tokens = args.tokens or (512 if args.device == "cuda" else 128)
+    args.micro = args.micro or (16 if args.device == "cuda" else 32)
+    args.autocast = args.autocast or ("bf16" if args.device == "cuda" else "none")
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = build_model(args.device, Path(tmp) / "model")
+        results: dict[str, list[dict[str, Any]]] = {"ours": [], "trl": []}
+        sides = [args.only] if args.only else ["ours", "trl"]
+        for _ in range(args.rounds):
+            for side in sides:
+                results[side].append(launch(args, side, model_dir))
+    report(args, results)
+
+
+def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -> None:
+    summary: dict[str, Any] = {"device": args.device, "workload": args.workload,
+                               "shape": f"{args.prompts}x{args.samples}x{args.tokens}"}
+    for side, runs in results.items():
+        if not runs:
+            continue
+        steps = [s for r in runs for s in r["step_s"]]
+        summary[f"{side}_step_s"] = statistics.median(steps)
+        summary[f"{side}_generate_s"] = statistics.median([s for r in runs for s in r["generate_s"]])
+        summary[f"{side}_peak_mem_gb"] = max(r["peak_gb"] for r in runs)
+        if side == "ours":
+            for part in ("logprobs_s", "update_s"):
+                summary[f"ours_{part}"] = statistics.median([s for r in runs for s in r[part]])
+            tokens = statistics.median([t for r in runs for t in r["new_tokens"]])
+            summary["ours_new_tokens_per_s"] = tokens / summary["ours_generate_s"]
+            summary["ours_new_tokens"] = tokens
+    if "ours_step_s" in summary and "trl_step_s" in summary:
+        summary["ratio"] = summary["ours_step_s"] / summary["trl_step_s"]
+    for key, value in summary.items():
+        print(f"{key:>24}: {value:.4g}" if isinstance(value, float) else f"{key:>24}: {value}")
+    if args.json:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
