@@ -14,7 +14,7 @@ from oneshot_rlvr.reward.normalize import MAX_ANSWER_CHARS, strip_delimiters
 
 ExtractMode = Literal["lenient", "boxed"]
 
-_BOX_COMMANDS = ("\\boxed", "\\fbox")
+_BOX_COMMAND = re.compile(r"\\boxed|\\fbox")
 # "The answer is 5", "the final answer is: $5$", "Answer: 5"; the last occurrence wins.
 _ANSWER_IS = re.compile(r"answer\s+is\s*:?|answer\s*:", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?|-?\.\d+")
@@ -79,21 +79,24 @@ def _box_at(text: str, start: int, command: str) -> tuple[str | None, bool]:
     return content.strip() or None, False
 
 
+def _find_box(text: str) -> tuple[str | None, bool]:
+    """(content of the last non-empty box or None, whether the last box never closes)."""
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return None, False
+    for match in reversed(list(_BOX_COMMAND.finditer(text))):
+        content, unclosed = _box_at(text, match.start(), match.group(0))
+        if content is not None or unclosed:
+            return content, unclosed
+    return None, False
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last non-empty `\\boxed{...}` or `\\fbox{...}`; None when there is none.
 
     An unclosed last box (a truncated response) gives None rather than a partial answer; empty boxes
     are skipped.
     """
-    end = len(text)
-    while True:
-        start, command = max((text.rfind(cmd, 0, end), cmd) for cmd in _BOX_COMMANDS)
-        if start < 0:
-            return None
-        content, unclosed = _box_at(text, start, command)
-        if content is not None or unclosed:
-            return content
-        end = start
+    return _find_box(text)[0]
 
 
 def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
@@ -134,16 +137,17 @@ def extract_answer(response: str | None, *, mode: ExtractMode = "lenient") -> st
     """The final answer of a response, or None.
 
     `boxed`: the last non-empty `\\boxed{}` only. `lenient` (the evaluation harness order): the last
-    `\\boxed{}`, else the text after the last "answer is", else the last number.
+    `\\boxed{}`, else the text after the last "answer is", else the last number. A last box that never
+    closes (a response cut off at the length limit) gives None in both modes.
     """
     response = check_text(response, "response")
     if mode not in ("lenient", "boxed"):
         raise ValueError(f"mode must be 'lenient' or 'boxed', got {mode!r}")
     if not response:
         return None
-    boxed = last_boxed(response)
-    if boxed is not None or mode == "boxed":
-        return boxed
+    boxed, truncated = _find_box(response)
+    if boxed is not None or truncated or mode == "boxed":
+        return boxed  # a truncated last box means the final answer is missing, not "use a number"
     return _answer_is(response) or _last_number(response)
 
 
@@ -167,10 +171,8 @@ def answer_for_grading(response: str | None, *, require_boxed: bool) -> str | No
     response = check_text(response, "response")
     if not response:
         return None
-    if require_boxed:
-        return last_boxed(response)
-    boxed = last_boxed(response)
-    if boxed is not None:
+    boxed, truncated = _find_box(response)
+    if boxed is not None or truncated or require_boxed:
         return boxed
     stated = _answer_is(response)
     if stated is not None:

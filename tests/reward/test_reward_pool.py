@@ -1,0 +1,140 @@
+"""The worker pool: stuck sympy calls are killed and replaced, any thread may grade, nothing leaks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oneshot_rlvr.reward import Grader, GraderConfig
+from oneshot_rlvr.reward.pool import WorkerPool
+
+TOWER = r"\boxed{10^{10^{10^{10}}}}"  # sympy would spend hours on it
+SYMBOLIC = (r"x^2+2x+1", r"\boxed{(x+1)^2}")  # needs sympy, not the fast path
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def _wait_gone(pids: list[int], within: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if _alive(p)]
+        if not alive:
+            return []
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+@pytest.fixture(scope="module")
+def grader() -> Iterator[Grader]:
+    with Grader(GraderConfig(workers=1, timeout=1.0, cache_size=0)) as g:
+        yield g
+
+
+def test_a_stuck_call_is_killed_and_its_worker_replaced(grader: Grader) -> None:
+    assert grader.verify(*SYMBOLIC) is True
+    before = grader.pool.pids
+    start = time.monotonic()
+    assert grader.verify_batch(["1", SYMBOLIC[0]], [TOWER, SYMBOLIC[1]]) == [False, True]
+    assert time.monotonic() - start < 10.0
+    after = grader.pool.pids
+    assert len(after) == 1 and after != before
+    assert _wait_gone(before) == []
+
+
+def test_a_worker_that_died_while_idle_is_replaced_without_blame(grader: Grader) -> None:
+    assert grader.verify(*SYMBOLIC) is True
+    (pid,) = grader.pool.pids
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_gone([pid]) == []
+    assert grader.verify(*SYMBOLIC) is True
+    assert grader.pool.pids != [pid]
+
+
+def test_grading_from_other_threads(grader: Grader) -> None:
+    golds = ["2x + 3", r"\frac{1}{2}", "(1,2]", "7"]
+    responses = [r"\boxed{3+2x}", r"\boxed{0.5}", r"\boxed{[1,2]}", "the answer is 8"]
+    results: dict[int, list[bool]] = {}
+
+    def work(i: int) -> None:
+        results[i] = grader.verify_batch(golds, responses)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == {i: [True, True, False, False] for i in range(4)}
+
+
+def test_close_stops_the_workers_and_a_later_grade_restarts_them() -> None:
+    grader = Grader(GraderConfig(workers=2))
+    assert grader.verify(*SYMBOLIC) is True
+    pids = grader.pool.pids
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    grader.close()
+    assert _wait_gone(pids) == []
+    assert grader.verify(*SYMBOLIC) is True
+    grader.close()
+
+
+def test_pool_rejects_a_bad_size() -> None:
+    with pytest.raises(ValueError, match="pool size"):
+        WorkerPool(0)
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from oneshot_rlvr.reward import default_grader, verify_batch
+    assert verify_batch(["x^2+2x+1"], ["(x+1)^2"]) == [True]
+    print("PIDS", *default_grader().pool.pids, flush=True)
+    if sys.argv[1] == "hang":
+        verify_batch(["1"], [r"\\boxed{10^{10^{10^{10}}}}"], timeout=600)
+    """
+)
+
+
+def _run_script(tmp_path: Path, mode: str) -> tuple[subprocess.Popen[str], list[int]]:
+    script = tmp_path / "grade_and_exit.py"
+    script.write_text(_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("PIDS"), line
+    return proc, [int(p) for p in line.split()[1:]]
+
+
+def test_no_worker_outlives_a_normal_exit(tmp_path: Path) -> None:
+    proc, pids = _run_script(tmp_path, "exit")
+    assert proc.wait(timeout=60) == 0
+    assert pids and _wait_gone(pids) == []
+
+
+def test_no_worker_outlives_a_killed_parent_even_mid_task(tmp_path: Path) -> None:
+    proc, pids = _run_script(tmp_path, "hang")
+    time.sleep(1.0)  # let one worker start on the endless task
+    proc.kill()
+    proc.wait(timeout=10)
+    assert pids and _wait_gone(pids) == []
