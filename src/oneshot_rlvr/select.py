@@ -163,11 +163,10 @@ def pick_examples(pool: str | Path, ids: Sequence[str]) -> list[Problem]:
         if key not in positions:
             raise RlvrError(f"{p}: no example with id {key!r}")
         pos = positions[key]
-        where = f"{p}: row {pos + 1} (id {key})"
         try:
-            [problem] = problems_from_rows([rows[pos]], where=where, source=p.stem)
-        except RlvrError as err:
-            raise RlvrError(str(err).replace(f"{where}: row 1 ", f"{where} ")) from None
+            [problem] = problems_from_rows([rows[pos]], where=str(p), source=p.stem)
+        except RlvrError as err:  # the loader saw a one-row file: give the row's place in the pool
+            raise RlvrError(str(err).replace(f"{p}: row 1 ", f"{p}: row {pos + 1} ", 1)) from None
         chosen.append(problem)
     return chosen
 
