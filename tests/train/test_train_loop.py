@@ -181,3 +181,30 @@ def test_outcome_reward_sits_on_the_last_response_token() -> None:
     out = outcome_token_rewards(torch.tensor([1.0, 0.5, 1.0]), mask)
     expected = torch.tensor([[0, 0, 0, 1.0, 0], [0, 0, 0.5, 0, 0], [0, 0, 0, 0, 0]])
     assert torch.equal(out, expected)
+
+
+def test_validation_runs_and_is_logged(tiny_model_dir: Path, tmp_path: Path) -> None:
+    val = tmp_path / "val.jsonl"
+    val.write_text("".join(json.dumps({"question": f"What is {i}+1?", "answer": str(i + 1)}) + "\n" for i in range(3)))
+    cfg = config(tiny_model_dir, "steps=2", f"val_file={val}", "val_every=1", "val_max_new_tokens=4")
+    train(cfg, tmp_path / "run", reward_fn=has_letter_e, quiet=True)
+    rows = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 and "val_strict_accuracy" in r for r in rows)
+    records = (tmp_path / "run/validation/step_2.jsonl").read_text().splitlines()
+    assert len(records) == 3 and json.loads(records[0])["gold"] == "1"
+
+
+def test_lora_trains_adapters_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    extra = ("lora_r=4", "save_every=1", "lr=1e-2")
+    train(config(tiny_model_dir, *extra, "steps=1"), tmp_path / "run", reward_fn=has_letter_e, quiet=True)
+    assert (tmp_path / "run/checkpoints/step_1/adapter_config.json").exists()
+    train(config(tiny_model_dir, *extra, "steps=2"), tmp_path / "run", reward_fn=has_letter_e, quiet=True,
+          resume=True)
+    a = load_file(tmp_path / "run/checkpoints/step_1/adapter_model.safetensors")
+    b = load_file(tmp_path / "run/checkpoints/step_2/adapter_model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the resumed run kept training the adapter
+
+
+def test_missing_model_is_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(RlvrError, match="not a local folder and could not be fetched"):
+        load_tokenizer(str(tmp_path / "no-such-model"))

@@ -112,6 +112,10 @@ def _cache_keyword(fn: Any) -> str:
     """`cache` in recent transformers, `past_key_values` before the rename."""
     import inspect
 
+    owner = getattr(fn, "__self__", None)
+    base = getattr(owner, "get_base_model", None)
+    if callable(base):  # a peft wrapper forwards **kwargs: ask the model it wraps
+        fn = base().forward
     return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
 
 
