@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("export", "oneshot_rlvr.commands.export"),
     ("world", "oneshot_rlvr.commands.world"),
     ("grade", "oneshot_rlvr.commands.grade"),
+    ("report", "oneshot_rlvr.commands.report"),
 )
 
 
