@@ -138,3 +138,65 @@ def test_no_worker_outlives_a_killed_parent_even_mid_task(tmp_path: Path) -> Non
     proc.kill()
     proc.wait(timeout=10)
     assert pids and _wait_gone(pids) == []
+
+
+def test_a_worker_environment_that_cannot_start_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # every worker exits at once
+    pool = WorkerPool(1)
+    with pytest.raises(RuntimeError, match="fail to start"):
+        pool.map([("x", "x+0", False, False)], timeout=1.0)
+    assert pool.pids == []
+
+
+def test_an_interrupted_call_leaves_no_stale_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import oneshot_rlvr.reward.pool as pool_module
+
+    pool = WorkerPool(1)
+    pool.start()
+    raised = []
+    original = pool_module._Run._reap
+
+    def interrupt_once(self: pool_module._Run, now: float) -> None:
+        if not raised and any(w.inflight for w in self.pool._workers):
+            raised.append(now)
+            raise KeyboardInterrupt
+        original(self, now)
+
+    monkeypatch.setattr(pool_module._Run, "_reap", interrupt_once)
+    slow = ("x^2+2x+1", "(x+1)^2", False, False)
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(50):  # until the interrupt lands while a task is in flight
+            pool.map([slow] * 4, timeout=5.0)
+    # the same indexes now mean different tasks: answers of the interrupted call must not leak in
+    assert pool.map([("x", "y", False, False)] * 4, timeout=5.0) == [False] * 4
+    pool.close()
+
+
+_FORK_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from oneshot_rlvr.reward import default_grader, verify
+    assert verify("x^2+2x+1", "(x+1)^2")
+    parent_workers = default_grader().pool.pids
+    child = os.fork()
+    if child == 0:  # grades with its own workers, and leaves the parent's alone when it exits
+        assert verify("x^2-1", "(x-1)(x+1)")
+        assert set(default_grader().pool.pids).isdisjoint(parent_workers)
+        sys.exit(0)
+    _, status = os.waitpid(child, 0)
+    assert status == 0, status
+    assert default_grader().pool.pids == parent_workers
+    assert all(os.path.exists(f"/proc/{p}") for p in parent_workers)
+    assert verify("a+b", "b+a")
+    print("ok")
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc").exists(), reason="needs fork and /proc")
+def test_a_forked_child_grades_with_its_own_workers(tmp_path: Path) -> None:
+    script = tmp_path / "fork.py"
+    script.write_text(_FORK_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -87,6 +87,44 @@ def _percent_forms(parsed: list[Any], percent: bool) -> list[Any]:
     return parsed + [p * Rational(1, 100) for p in parsed if isinstance(p, Basic)]
 
 
+def _is_word(expr: Any) -> bool:
+    """A symbol or product of symbols: math-verify compares those as words (`\\text{Devon}` = Devon)."""
+    from sympy import E, Mul, Symbol
+
+    return isinstance(expr, Symbol) or (
+        isinstance(expr, Mul) and all(a == E or isinstance(a, Symbol) for a in expr.args)
+    )
+
+
+def clearly_different(gold: Any, pred: Any) -> bool:
+    """Whether two exact expressions differ at sample points, so that no simplification can equate them.
+
+    Decides most wrong symbolic answers in well under a millisecond instead of a `simplify` call.
+    Decimals (math-verify's rounding rules), relations, sets, matrices and word-like symbols are
+    left to math-verify. Sample points are positive, away from the usual branch cuts.
+    """
+    from sympy import Expr, Float, Rational
+
+    if not (isinstance(gold, Expr) and isinstance(pred, Expr)) or _is_word(gold) or _is_word(pred):
+        return False
+    if gold.has(Float) or pred.has(Float):
+        return False
+    symbols = sorted(gold.free_symbols | pred.free_symbols, key=str)
+    if len(symbols) > 6:
+        return False
+    for trial in range(2 if symbols else 1):
+        point = {s: Rational(61 + 17 * k + 29 * trial, 97) for k, s in enumerate(symbols)}
+        try:
+            g = complex(gold.subs(point).evalf(30))
+            d = complex((gold - pred).subs(point).evalf(30))
+        except (TypeError, ValueError, ArithmeticError):
+            return False
+        finite = all(abs(v) < 1e300 for v in (g, d))
+        if not finite or abs(d) <= 1e-12 * max(1.0, abs(g)):
+            return False
+    return True
+
+
 def equivalent(task: Task) -> bool:
     """Whether the predicted answer is equivalent to the gold one under math-verify."""
     from math_verify import verify
@@ -95,6 +133,8 @@ def equivalent(task: Task) -> bool:
     gold = _parse(gold_latex)
     pred = _parse(pred_latex)
     if not gold or not pred:
+        return False
+    if not (gold_percent or pred_percent) and clearly_different(gold[0], pred[0]):
         return False
     gold = _percent_forms(gold, gold_percent)
     pred = _percent_forms(pred, pred_percent)

@@ -47,6 +47,16 @@ def _spawn_thread() -> concurrent.futures.ThreadPoolExecutor:
         return _spawner
 
 
+def _forget_spawner_after_fork() -> None:
+    # Threads do not survive fork: the child's executor would wait forever for its dead thread.
+    global _spawner, _spawner_lock
+    _spawner, _spawner_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_spawner_after_fork)
+
+
 @dataclass(eq=False)
 class _Worker:
     proc: subprocess.Popen[bytes]
@@ -55,7 +65,7 @@ class _Worker:
     started: float
     ready: bool = False
     busy_since: float = 0.0
-    inflight: deque[int] = field(default_factory=deque)
+    inflight: deque[tuple[int, int]] = field(default_factory=deque)  # (run id, task index), in order
 
 
 def _start_worker(memory_limit_mb: int) -> _Worker:
@@ -95,7 +105,9 @@ def _stop_worker(worker: _Worker, *, graceful: bool) -> None:
         worker.proc.wait()
 
 
-def _stop_all(workers: list[_Worker]) -> None:
+def _stop_all(workers: list[_Worker], owner_pid: int) -> None:
+    if os.getpid() != owner_pid:
+        return  # a forked child: these are its parent's workers, not its own
     for worker in workers:
         _stop_worker(worker, graceful=True)
     workers.clear()
@@ -117,7 +129,9 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._start_failures = 0
-        self._finalizer = weakref.finalize(self, _stop_all, self._workers)
+        self._runs = 0
+        self._owner_pid = os.getpid()
+        self._finalizer = weakref.finalize(self, _stop_all, self._workers, self._owner_pid)
 
     @property
     def pids(self) -> list[int]:
@@ -132,7 +146,7 @@ class WorkerPool:
     def close(self) -> None:
         """Stop every worker; a later `map` starts new ones."""
         with self._lock:
-            _stop_all(self._workers)
+            _stop_all(self._workers, self._owner_pid)
 
     def _fill(self) -> None:
         while len(self._workers) < self.size:
@@ -151,16 +165,28 @@ class WorkerPool:
         `time.monotonic()` value) limits the whole call: tasks not finished by then get None.
         """
         with self._lock:
+            self._runs += 1
+            for worker in [w for w in self._workers if w.inflight]:
+                self._replace(worker)  # left busy by an interrupted call: its state is unknown
             self._fill()
-            run = _Run(self, tasks, timeout, deadline)
-            return run.loop()
+            run = _Run(self, self._runs, tasks, timeout, deadline)
+            try:
+                return run.loop()
+            except BaseException:
+                for worker in [w for w in self._workers if w.inflight]:
+                    _stop_worker(worker, graceful=False)
+                    self._workers.remove(worker)
+                raise
 
 
 class _Run:
     """The scheduling loop of one `WorkerPool.map` call."""
 
-    def __init__(self, pool: WorkerPool, tasks: Sequence[Task], timeout: float, deadline: float | None):
+    def __init__(
+        self, pool: WorkerPool, run_id: int, tasks: Sequence[Task], timeout: float, deadline: float | None
+    ):
         self.pool = pool
+        self.run_id = run_id
         self.tasks = tasks
         self.timeout = timeout
         self.deadline = deadline
@@ -192,13 +218,14 @@ class _Run:
                 continue
             size = max(1, min(_MAX_CHUNK, len(self.pending) // (2 * n_workers)))
             chunk = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
+            keys = [(self.run_id, i) for i in chunk]
             try:
-                worker.inbox.send([(i, self.tasks[i]) for i in chunk])
+                worker.inbox.send([(key, self.tasks[key[1]]) for key in keys])
             except OSError:
                 self.pending.extendleft(reversed(chunk))  # it died while idle: no task to blame
                 self.pool._replace(worker)
                 continue
-            worker.inflight.extend(chunk)
+            worker.inflight.extend(keys)
             worker.busy_since = now
 
     def _wait_time(self, now: float) -> float:
@@ -221,21 +248,22 @@ class _Run:
                 key, verdict = message
                 if worker.inflight and worker.inflight[0] == key:
                     worker.inflight.popleft()
-                    self.results[key] = bool(verdict)
+                    self.results[key[1]] = bool(verdict)
                 worker.busy_since = time.monotonic()
         except (EOFError, OSError):
             self._fail(worker, blame_running=worker.ready)
 
     def _fail(self, worker: _Worker, *, blame_running: bool) -> None:
         """Replace a dead or stuck worker; its running task (if any) keeps its None verdict."""
-        inflight = list(worker.inflight)
+        inflight = [i for _, i in worker.inflight]
         if blame_running and inflight:
             inflight = inflight[1:]
         self.pending.extendleft(reversed(inflight))
         if not worker.ready:
             self.pool._start_failures += 1
             if self.pool._start_failures >= _MAX_START_FAILURES:
-                self.pool._replace(worker)
+                self.pool._start_failures = 0
+                _stop_all(self.pool._workers, os.getpid())
                 raise RuntimeError(
                     "grading worker processes fail to start (`python -m oneshot_rlvr.reward._worker`); "
                     "check that sympy and math-verify import in a fresh interpreter"
