@@ -116,7 +116,7 @@ def facts_section(run: RunData) -> str:
         rows.append(("peak memory", f"{max(memory):.2f} GB"))
     sat = saturation_step(run)
     rows.append(("training accuracy first >= 90%", f"step {sat}" if sat is not None else "not reached"))
-    return _table(("run", ""), rows)
+    return _table(("run", ""), [(escape(label), escape(value)) for label, value in rows])
 
 
 def headline_section(run: RunData) -> str:
@@ -191,9 +191,12 @@ def _record_html(r: dict[str, Any], open_: bool) -> str:
     response = str(r.get("response", ""))
     cut = len(response) > RESPONSE_CHARS
     shown = response[:RESPONSE_CHARS] + (f"\n[... {len(response) - RESPONSE_CHARS} more characters]" if cut else "")
+    if not response.strip():
+        shown = f"[empty response: {len(response)} whitespace characters]"
+    extracted = r.get("extracted")
     summary = (f"problem {escape(str(r.get('problem_id', r.get('problem_index', '?'))))} &middot; "
                f"gold <code>{escape(str(r.get('gold', '')))}</code> &middot; "
-               f"extracted <code>{escape(str(r.get('extracted')))}</code> &middot; "
+               f"extracted <code>{escape('(none)' if extracted is None else str(extracted))}</code> &middot; "
                f"lenient {_verdict(r.get('correct'))}, strict {_verdict(r.get('strict_correct'))} &middot; "
                f"{escape(str(r.get('tokens', '?')))} tokens ({escape(str(r.get('finish_reason', '?')))})")
     prompt = f"<details><summary>prompt</summary><pre>{escape(str(r.get('prompt', '')))}</pre></details>"

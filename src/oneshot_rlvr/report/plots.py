@@ -48,10 +48,17 @@ def _figure(width: float = 8.0, height: float = 4.2) -> Any:
     return fig
 
 
-def _percent(ax: Any, axis: str = "y") -> None:
-    from matplotlib.ticker import PercentFormatter
+def _percent(ax: Any) -> None:
+    """Fractions as percentages; the margin below 0 (room for a curve at 0) gets no tick labels."""
+    from matplotlib.ticker import FuncFormatter
 
-    getattr(ax, f"{axis}axis").set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.0f}%" if v > -1e-9 else ""))
+
+
+def _integer_steps(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _moving_average(values: Sequence[float], window: int) -> list[float]:
@@ -70,7 +77,8 @@ def _line(ax: Any, series: Series, label: str, *, smooth: bool = False, **style:
         style.setdefault("marker", "o")
         style.setdefault("markersize", 3.5)
     if smooth and len(steps) >= _SMOOTH_FROM:
-        (raw,) = ax.plot(steps, values, alpha=0.25, linewidth=0.8, **style)
+        faint = {k: v for k, v in style.items() if k not in ("linewidth", "alpha")}
+        (raw,) = ax.plot(steps, values, alpha=0.25, linewidth=0.8, **faint)
         window = max(3, len(steps) // 30)
         style["color"] = raw.get_color()
         return list(ax.plot(steps, _moving_average(values, window), label=f"{label} (mean of {window})", **style))
@@ -80,6 +88,7 @@ def _line(ax: Any, series: Series, label: str, *, smooth: bool = False, **style:
 def _finish(ax: Any, title: str, ylabel: str) -> None:
     ax.set_title(title)
     ax.set_xlabel("step")
+    _integer_steps(ax)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
 
@@ -157,6 +166,7 @@ def _draw_saturation(run: RunData, fig: Any) -> str | None:
                 color="0.4")
     ax.set_title("Post-saturation generalisation: training example vs held-out accuracy")
     ax.set_xlabel("step")
+    _integer_steps(ax)
     ax.grid(True, alpha=0.3)
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
     return None
@@ -241,7 +251,8 @@ def _draw_length(run: RunData, fig: Any) -> str | None:
             handles.append(ax.axhline(limit, color="0.5", linestyle=":", label=f"max_new_tokens {limit}"))
         else:
             title += f" (limit {limit} tokens)"
-    ax.set_ylim(bottom=0)
+    tops = [v for line in ax.get_lines() for v in line.get_ydata() if math.isfinite(v)]
+    ax.set_ylim(0, 1.08 * max(tops, default=1.0) or 1.0)  # room above a curve that sits at the limit
     if run.has("truncation_rate"):
         ax2 = ax.twinx()
         handles += _line(ax2, run.series("truncation_rate"), "truncation rate (right)", color="C3",
