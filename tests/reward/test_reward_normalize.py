@@ -28,6 +28,8 @@ from oneshot_rlvr.reward.grade import fast_verdict
         ("f(x) = x^2", "x^2"),
         ("$5$", "5"),
         (r"\frac12", r"\frac{1}{2}"),
+        (r"\frac1{2}", r"\frac{1}{2}"),
+        (r"\frac{1}2", r"\frac{1}{2}"),
         (r"3\sqrt2", r"3\sqrt{2}"),
         ("12 3/5", r"12\frac{3}{5}"),
         (r"\text{(C)}", "(C)"),

@@ -85,6 +85,8 @@ def fast_verdict(gold: str, answer: str) -> bool | None:
     gold_words = nz.words(gold)
     if gold_words is not None:
         return nz.loose_words(answer) == gold_words
+    if len(g.key) == 1 and len(p.key) == 1 and g.key.isalpha() and p.key.isalpha():
+        return False  # different single letters (k and K are different variables; sympy folds case)
     return nz.numbers_match(g, p)
 
 
@@ -157,11 +159,7 @@ class Grader:
         verdicts: list[bool] = [False] * len(golds)
         slow: dict[Task, list[int]] = {}
         for i, (gold, response) in enumerate(zip(golds, responses, strict=True)):
-            gold_text = gold_answer(check_text(gold, "gold"))
-            answer = answer_for_grading(response, require_boxed=require_boxed)
-            if gold_text is None or answer is None:
-                continue
-            decided = self._decide(gold_text, answer)
+            decided = self._decide(check_text(gold, "gold"), check_text(response, "response"), require_boxed)
             if isinstance(decided, bool):
                 verdicts[i] = decided
             else:
@@ -175,15 +173,20 @@ class Grader:
                     self._remember(task, verdict)
         return verdicts
 
-    def _decide(self, gold: str, answer: str) -> bool | Task:
+    def _decide(self, gold: str | None, response: str | None, require_boxed: bool) -> bool | Task:
+        """A verdict from the fast path (or the cache), else the task for sympy."""
         try:
-            fast = fast_verdict(gold, answer)
-        except Exception:  # a normalisation bug must not crash training: ask sympy instead
-            log.debug("fast path failed on %r vs %r", gold[:80], answer[:80], exc_info=True)
-            fast = None
-        if fast is not None:
-            return fast
-        task = _task(gold, answer)
+            gold_text = gold_answer(gold)
+            answer = answer_for_grading(response, require_boxed=require_boxed)
+            if gold_text is None or answer is None:
+                return False
+            fast = fast_verdict(gold_text, answer)
+            if fast is not None:
+                return fast
+            task = _task(gold_text, answer)
+        except Exception:  # a bug on strange input must not crash training: that answer is wrong
+            log.warning("grading failed on gold %r", (gold or "")[:80], exc_info=True)
+            return False
         with self._lock:
             cached = self._cache.get(task)
             if cached is not None:

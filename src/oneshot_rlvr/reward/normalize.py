@@ -126,7 +126,7 @@ def _fix_short_commands(s: str) -> str:
             return f"\\frac{{{m.group(1)}}}{{{m.group(2)}}}"
         if m.group(3) is not None:
             return f"\\frac{{{m.group(3)}}}"
-        return f"\\frac{m.group(5)}{{{m.group(6)}}}"
+        return f"\\frac{m.group(4)}{{{m.group(5)}}}"
 
     s = _FRAC_SHORT.sub(frac, s)
     return _SQRT_SHORT.sub(lambda m: f"\\sqrt{{{m.group(1)}}}", s)
