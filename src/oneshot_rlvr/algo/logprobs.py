@@ -19,6 +19,10 @@ from torch.utils.checkpoint import checkpoint
 from oneshot_rlvr.errors import RlvrError
 
 
+LOGITS_BUDGET = 2**25
+"""Elements of one float32 logits block (128 MB): about 220 positions of Qwen2.5's 151,936-way vocabulary."""
+
+
 def _causal_lm(model: nn.Module) -> Any:
     """The Hugging Face causal LM under a peft wrapper (LoRA layers stay injected in it)."""
     if isinstance(model, nn.parallel.DistributedDataParallel):
@@ -66,7 +70,7 @@ def token_logprobs(
     response_mask: Tensor,
     *,
     temperature: float = 1.0,
-    chunk: int = 1024,
+    chunk: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Log-probs and entropies of the response tokens under ``model``, logits divided by temperature.
 
@@ -77,7 +81,9 @@ def token_logprobs(
         attention_mask: (B, T) 1 on real tokens, 0 on padding.
         response_mask: (B, T) 1 on the response tokens to score; column 0 must be 0.
         temperature: the sampling temperature (the paper scores with logits / 0.6, as it samples).
-        chunk: output positions whose (chunk, V) logits are computed at a time.
+        chunk: output positions whose (chunk, V) logits are computed at a time; None picks the most
+            positions whose float32 logits fit in ``LOGITS_BUDGET`` elements (128 MB). When everything
+            fits in one chunk it is not recomputed in the backward pass (small vocabularies).
 
     Returns:
         (logp, entropy), both (B, T) and aligned with ``input_ids``: entry t is
@@ -90,7 +96,7 @@ def token_logprobs(
     """
     if temperature <= 0:
         raise RlvrError(f"temperature: expected > 0, got {temperature}")
-    if chunk < 1:
+    if chunk is not None and chunk < 1:
         raise RlvrError(f"chunk: expected >= 1, got {chunk}")
     response = _check_inputs(input_ids, attention_mask, response_mask)
     lm = _causal_lm(model)
@@ -108,9 +114,12 @@ def token_logprobs(
     targets = input_ids[:, 1:][rows, cols]
     logps: list[Tensor] = []
     entropies: list[Tensor] = []
-    for start in range(0, h.shape[0], chunk):
-        args = (head, h[start : start + chunk], targets[start : start + chunk], temperature)
-        if torch.is_grad_enabled():
+    size = chunk if chunk is not None else max(1, LOGITS_BUDGET // int(head.weight.shape[0]))
+    # One chunk holds all the logits anyway: recomputing it in backward would save nothing.
+    recompute = torch.is_grad_enabled() and (chunk is not None or h.shape[0] > size)
+    for start in range(0, h.shape[0], size):
+        args = (head, h[start : start + size], targets[start : start + size], temperature)
+        if recompute:
             lp, ent = checkpoint(_head_chunk, *args, use_reentrant=False)
         else:
             lp, ent = _head_chunk(*args)
