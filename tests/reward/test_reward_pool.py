@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from oneshot_rlvr.reward import Grader, GraderConfig
+from oneshot_rlvr.reward import Grader, GraderConfig, configure, default_grader, verify
 from oneshot_rlvr.reward.pool import WorkerPool
 
 TOWER = r"\boxed{10^{10^{10^{10}}}}"  # sympy would spend hours on it
@@ -52,12 +52,13 @@ def grader() -> Iterator[Grader]:
         yield g
 
 
-def test_a_stuck_call_is_killed_and_its_worker_replaced(grader: Grader) -> None:
+def test_a_stuck_call_is_killed_and_its_worker_replaced(grader: Grader, caplog: pytest.LogCaptureFixture) -> None:
     assert grader.verify(*SYMBOLIC) is True
     before = grader.pool.pids
     start = time.monotonic()
     assert grader.verify_batch(["1", SYMBOLIC[0]], [TOWER, SYMBOLIC[1]]) == [False, True]
     assert time.monotonic() - start < 10.0
+    assert "1 of 2 sympy comparisons ran out of time" in caplog.text
     after = grader.pool.pids
     assert len(after) == 1 and after != before
     assert _wait_gone(before) == []
@@ -97,6 +98,17 @@ def test_close_stops_the_workers_and_a_later_grade_restarts_them() -> None:
     assert _wait_gone(pids) == []
     assert grader.verify(*SYMBOLIC) is True
     grader.close()
+
+
+def test_configure_replaces_the_default_grader() -> None:
+    old = default_grader()
+    try:
+        new = configure(GraderConfig(workers=1, timeout=3.0))
+        assert default_grader() is new and new is not old
+        assert verify(*SYMBOLIC) is True
+        assert new.pool.size == 1
+    finally:
+        configure(GraderConfig())
 
 
 def test_pool_rejects_a_bad_size() -> None:

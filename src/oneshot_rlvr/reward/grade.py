@@ -166,11 +166,16 @@ class Grader:
                 slow.setdefault(decided, []).append(i)
         if slow:
             tasks = list(slow)
-            for task, verdict in zip(tasks, self.pool.map(tasks, timeout=limit, deadline=deadline), strict=True):
+            results = self.pool.map(tasks, timeout=limit, deadline=deadline)
+            for task, verdict in zip(tasks, results, strict=True):
                 for i in slow[task]:
                     verdicts[i] = bool(verdict)
                 if verdict is not None:
                     self._remember(task, verdict)
+            unfinished = results.count(None)
+            if unfinished:
+                log.warning("%d of %d sympy comparisons ran out of time (limit %.1fs): graded False",
+                            unfinished, len(tasks), limit)
         return verdicts
 
     def _decide(self, gold: str | None, response: str | None, require_boxed: bool) -> bool | Task:
@@ -214,6 +219,16 @@ def default_grader() -> Grader:
         if _default is None:
             _default = Grader()
         return _default
+
+
+def configure(config: GraderConfig) -> Grader:
+    """Replace the default grader (stopping the old one's workers), e.g. to set fewer workers per rank."""
+    global _default
+    with _default_lock:
+        old, _default = _default, Grader(config)
+    if old is not None:
+        old.close()
+    return _default
 
 
 def close() -> None:
