@@ -19,11 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     pre = sub.add_parser("pretrain", help="pretrain the world's tiny Qwen2 model from its corpus")
     pre.add_argument("--out", default="world-tiny", help="output folder; resumes from its checkpoint if present")
-    pre.add_argument("--tokens", type=int, default=None, help="training tokens (default 10,000,000)")
+    pre.add_argument("--tokens", type=int, default=None, help="training tokens (default 7,500,000)")
     pre.add_argument("--seed", type=int, default=0, help="seed of the tokenizer, weights and corpus stream")
     pre.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     pre.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    pre.add_argument("--batch-rows", type=int, default=None, help="rows of 512 tokens per step (default 16)")
+    pre.add_argument("--batch-rows", type=int, default=None, help="rows of 512 tokens per step (default 8)")
 
     exp = sub.add_parser("export", help="write one split of the world's problems as JSONL")
     exp.add_argument("--split", choices=("test", "val", "train"), required=True)

@@ -3,7 +3,7 @@
 Documents (prompt + response) are packed whole into fixed-length rows; the loss covers response
 tokens only, because the questions' random numbers are unpredictable and would spend the small
 budget on noise. Every step's documents come from a stream seeded by (seed, step), so a resumed run
-sees exactly the data an uninterrupted run would. The run folder holds `tokenizer` files from the
+sees exactly the data an uninterrupted run would. The run folder holds the tokenizer files from the
 start, `checkpoint.pt` every `checkpoint_every` steps, `log.jsonl`, and at the end the model in
 bfloat16 safetensors plus `pretrain.json` (settings, tokens, wall time, throughput).
 """
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class PretrainConfig:
     """Settings of `rlvr world pretrain` (the defaults made the bundled model)."""
 
-    tokens: int = 10_000_000
+    tokens: int = 7_500_000
     """Training tokens (prompt and response tokens of the packed rows, padding excluded)."""
     seed: int = 0
     """Seeds the tokenizer sample, the initial weights and the document stream."""
@@ -48,7 +48,7 @@ class PretrainConfig:
     num_key_value_heads: int = 2
     seq_len: int = 512
     """Length of a packed row; documents are never split across rows."""
-    batch_rows: int = 16
+    batch_rows: int = 8
     """Rows per optimizer step."""
     lr: float = 2e-3
     """Peak learning rate (linear warm-up, then cosine decay to `min_lr_ratio` of it)."""
@@ -138,6 +138,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     tokenizer = build_world_tokenizer(config)
+    tokenizer.save_pretrained(out)
     torch.manual_seed(config.seed)
     model_config = tiny_qwen2_config(len(tokenizer), bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
                                      pad_token_id=tokenizer.pad_token_id, **config.model_overrides())
@@ -190,7 +191,6 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
     model.to(torch.bfloat16).save_pretrained(out)
-    tokenizer.save_pretrained(out)
     summary = {"parameters": n_params, "steps": step, "tokens": seen, "wall_seconds": round(wall, 1),
                "tokens_per_second": round(seen / max(wall, 1e-9)), "device": config.device,
                "torch_threads": torch.get_num_threads(), "settings": _settings(config)}
