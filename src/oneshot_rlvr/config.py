@@ -110,6 +110,9 @@ class TrainConfig:
     """Longest response."""
     rollout_batch_rows: int = 256
     """Most rows generated at once."""
+    rollout_dtype: str = "auto"
+    """Dtype of the weights that sample: auto (bfloat16 on GPU, the trained dtype on CPU), bfloat16 or float32.
+    A bfloat16 copy is refreshed from the trained weights before every rollout."""
 
     # --- optimisation
     lr: float = 1e-6
@@ -161,6 +164,7 @@ class TrainConfig:
             "algo": ("grpo", "dr_grpo", "rloo", "ppo"), "adv_norm": ("group", "batch", "none"),
             "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"),
             "kl_kind": ("k1", "k2", "k3"), "autocast": ("bf16", "none"),
+            "rollout_dtype": ("auto", "bfloat16", "float32"),
             "template": ("oneshot-train", "qwen25-math-cot", "plain"),
             "val_template": ("oneshot-train", "qwen25-math-cot", "plain"),
         }

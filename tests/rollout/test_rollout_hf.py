@@ -68,3 +68,53 @@ def test_concat_repads_prompts_left_and_responses_right(engine_parts: tuple) -> 
     assert both.texts == a.texts + b.texts
     assert both.prompt_mask[:, -1].all()  # left padding: every prompt ends in the last column
     assert torch.equal(both.response_mask.sum(1), torch.cat([a.response_mask.sum(1), b.response_mask.sum(1)]))
+
+
+def test_decode_loop_matches_generate_with_early_stops(engine_parts: tuple) -> None:
+    model, tok = engine_parts
+    greedy = SamplingParams(temperature=0, max_new_tokens=16)
+    probe = HFRolloutEngine(model, tok, use_generate=True).generate(PROMPTS, 1, greedy)
+    # Make a token that some rows emit early a stop token: rows then finish at different steps.
+    early = int(probe.response_ids[0, 3])
+    engines = [HFRolloutEngine(model, tok, use_generate=flag) for flag in (False, True)]
+    for eng in engines:
+        eng.stop_ids = sorted({*eng.stop_ids, early})
+    ours, reference = (eng.generate(PROMPTS, 2, greedy) for eng in engines)
+    assert "eos" in ours.finish_reasons and "length" in ours.finish_reasons
+    assert ours.finish_reasons == reference.finish_reasons
+    assert torch.equal(ours.response_mask, reference.response_mask)
+    assert torch.equal(ours.response_ids * ours.response_mask, reference.response_ids * reference.response_mask)
+
+
+def test_sampling_filters() -> None:
+    from oneshot_rlvr.rollout.decode import sample_next
+
+    scores = torch.tensor([[0.0, 1.0, 2.0, 3.0]]).repeat(2000, 1)
+    torch.manual_seed(0)
+    top1 = sample_next(scores, SamplingParams(temperature=1.0, top_k=1))
+    assert (top1 == 3).all()
+    top2 = sample_next(scores, SamplingParams(temperature=1.0, top_k=2))
+    assert set(top2.tolist()) == {2, 3}
+    # softmax([0,1,2,3]) = [.032, .087, .237, .644]: top_p 0.7 keeps {3, 2}, top_p 0.5 keeps {3}.
+    assert set(sample_next(scores, SamplingParams(temperature=1.0, top_p=0.7)).tolist()) == {2, 3}
+    assert set(sample_next(scores, SamplingParams(temperature=1.0, top_p=0.5)).tolist()) == {3}
+    assert (sample_next(scores, SamplingParams(temperature=0.0)) == 3).all()
+    low = sample_next(scores, SamplingParams(temperature=0.05))
+    assert (low == 3).float().mean() > 0.99
+
+
+def test_bf16_rollout_copy_follows_every_sync(peaked_model_dir: Path) -> None:
+    model = load_model(str(peaked_model_dir))
+    tok = load_tokenizer(str(peaked_model_dir))
+    eng = HFRolloutEngine(model, tok, dtype=torch.bfloat16)
+    assert next(eng.model.parameters()).dtype == torch.bfloat16 and eng.model is not model
+    copy_before = eng.model
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)
+    eng.sync(model)
+    assert eng.model is copy_before  # refreshed in place, not re-copied
+    for mine, theirs in zip(eng.model.parameters(), model.parameters(), strict=True):
+        assert torch.equal(mine, theirs.to(torch.bfloat16))
+    out = eng.generate(PROMPTS[:2], 2, SamplingParams(temperature=0, max_new_tokens=5))
+    assert len(out) == 4

@@ -157,7 +157,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         set_rng_state(state["rng"])
     else:
         dist.broadcast_parameters(model, info)
-    engine = engine or HFRolloutEngine(model, tokenizer, max_batch_rows=cfg.rollout_batch_rows)
+    rollout_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(
+        cfg.rollout_dtype, torch.bfloat16 if device.type == "cuda" else None)
+    engine = engine or HFRolloutEngine(model, tokenizer, max_batch_rows=cfg.rollout_batch_rows, dtype=rollout_dtype)
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens)
     validator = Validator.from_config(cfg, tokenizer, out if info.main else None) if cfg.val_file else None

@@ -1,0 +1,131 @@
+"""A lean decode loop for sampling many responses from a Hugging Face causal LM.
+
+Compared with `model.generate` it does less per step (no generic logits-processor and stopping
+machinery) and it drops finished rows from the batch and the KV cache as soon as they stop, so a
+response that ends early stops costing decode time: real RLVR responses end at very different
+lengths. It continues from a KV cache of all but the last prompt token (the shared 1-shot prefill).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from oneshot_rlvr.rollout.base import SamplingParams
+
+# A logits processor in Hugging Face's form: (input_ids of the active rows, scores) -> scores.
+Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def make_cache(capacity: int) -> Any:
+    """A DynamicCache whose layers write into preallocated buffers instead of concatenating.
+
+    The stock layer concatenates its keys and values with every new token, copying the whole cache at
+    each decode step (quadratic in the response length; over half the decode time of a small model).
+    These layers reserve `capacity` positions once and fill them in place.
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class _Layer(DynamicLayer):
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            keys: Any = self.keys
+            values: Any = self.values
+            used = keys.shape[-2] if keys.dim() == 4 else 0
+            need = used + key_states.shape[-2]
+            kbuf: torch.Tensor | None = getattr(self, "_kbuf", None)
+            # A new buffer when there is none, it is full, or the batch was re-indexed (rows dropped).
+            if (kbuf is None or kbuf.shape[-2] < need or kbuf.shape[0] != key_states.shape[0]
+                    or keys.data_ptr() != kbuf.data_ptr()):
+                size = max(need, capacity, 2 * used)
+                shape = (*key_states.shape[:2], size, key_states.shape[-1])
+                kbuf, vbuf = key_states.new_empty(shape), value_states.new_empty(
+                    (*value_states.shape[:2], size, value_states.shape[-1]))
+                if used:
+                    kbuf[:, :, :used] = keys
+                    vbuf[:, :, :used] = values
+                self._kbuf, self._vbuf = kbuf, vbuf
+            self._kbuf[:, :, used:need] = key_states
+            self._vbuf[:, :, used:need] = value_states
+            self.keys, self.values = self._kbuf[:, :, :need], self._vbuf[:, :, :need]
+            return self.keys, self.values
+
+    cache = DynamicCache()
+    if getattr(cache, "layer_class_to_replicate", None) is DynamicLayer:
+        cache.layer_class_to_replicate = _Layer
+    return cache
+
+
+def sample_next(scores: torch.Tensor, sampling: SamplingParams) -> torch.Tensor:
+    """(B, V) next-token scores -> (B,) token ids: greedy, or temperature / top-k / top-p sampling."""
+    if sampling.greedy:
+        return scores.argmax(dim=-1)
+    scores = scores.float() / sampling.temperature
+    if sampling.top_k and sampling.top_k < scores.shape[-1]:
+        kth = torch.topk(scores, sampling.top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if sampling.top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+        probs = sorted_scores.softmax(dim=-1)
+        # Drop a token when the mass before it already reaches top_p (the best token always stays).
+        drop = (probs.cumsum(dim=-1) - probs) >= sampling.top_p
+        scores = scores.scatter(-1, order, sorted_scores.masked_fill(drop, float("-inf")))
+    return torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(-1)
+
+
+@torch.no_grad()
+def decode(
+    model: Any,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    sampling: SamplingParams,
+    stop_ids: list[int],
+    pad_id: int,
+    *,
+    cache: Any = None,
+    cache_keyword: str = "past_key_values",
+    processors: list[Processor] | None = None,
+) -> torch.Tensor:
+    """Generate up to `sampling.max_new_tokens` tokens for each left-padded prompt row.
+
+    `cache`, when given, holds every prompt token but the last (for all rows). Returns (B, R) response
+    tokens, each row ending with its stop token or cut at the limit, `pad_id` after that.
+    """
+    batch, device = ids.shape[0], ids.device
+    out = torch.full((batch, sampling.max_new_tokens), pad_id, dtype=ids.dtype, device=device)
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    if cache is None:
+        cache, feed, feed_pos = make_cache(ids.shape[1] + sampling.max_new_tokens), ids, positions
+    else:
+        feed, feed_pos = ids[:, -1:], positions[:, -1:]
+    stops = torch.tensor(stop_ids, device=device)
+    active = torch.arange(batch, device=device)  # original row of each row still decoding
+    seq, attn, pos = ids, mask, positions[:, -1:]
+    # No padding anywhere (the 1-shot batch: one prompt repeated): let attention skip the mask entirely.
+    unpadded = bool(mask.all())
+    steps = 0
+    for t in range(sampling.max_new_tokens):
+        logits = model(input_ids=feed, attention_mask=None if unpadded else attn, position_ids=feed_pos,
+                       use_cache=True, **{cache_keyword: cache}).logits[:, -1]
+        for proc in processors or ():
+            logits = proc(seq, logits)
+        token = sample_next(logits, sampling)
+        out[active, t] = token
+        steps = t + 1
+        running = ~torch.isin(token, stops)
+        if steps == sampling.max_new_tokens or not bool(running.any()):
+            break
+        if not bool(running.all()):  # compact: finished rows leave the batch and the cache
+            keep = running.nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            active, token, attn, pos, seq = active[keep], token[keep], attn[keep], pos[keep], seq[keep]
+        seq = torch.cat([seq, token[:, None]], dim=1) if processors else seq
+        attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
+        pos = pos + 1
+        feed, feed_pos = token[:, None], pos
+    return out[:, :steps]
