@@ -18,7 +18,6 @@ from torch.utils.checkpoint import checkpoint
 
 from oneshot_rlvr.errors import RlvrError
 
-
 LOGITS_BUDGET = 2**25
 """Elements of one float32 logits block (128 MB): about 220 positions of Qwen2.5's 151,936-way vocabulary."""
 
