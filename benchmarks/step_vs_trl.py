@@ -41,29 +41,36 @@ def build_model(device: str, out: Path) -> Path:
                             num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2)
 
 
-def target_lengths(rows: int, max_len: int, workload: str, seed: int = 0) -> list[int]:
-    """Per-row response lengths: all max_len (forced) or long-tailed (most short, a few long)."""
+def length_table(vocab: int, max_len: int, workload: str, seed: int = 0) -> list[int]:
+    """Response length by first response token: all max_len (forced), or long-tailed draws (most short,
+    a few long). Keying on the first sampled token keeps lengths independent of row order, so both
+    trainers (and batches that drop finished rows) see the same distribution."""
     if workload == "forced":
-        return [max_len] * rows
+        return [max_len] * vocab
     import random
 
     rng = random.Random(seed)
-    return [max(8, min(max_len, int(rng.lognormvariate(0, 0.9) * max_len / 6))) for _ in range(rows)]
+    return [max(8, min(max_len, int(rng.lognormvariate(0, 1.0) * max_len / 8))) for _ in range(vocab)]
 
 
 class LengthForcer:
     """A logits processor: no stop token before the row's target length, only the stop token at it."""
 
-    def __init__(self, prompt_len: int, lengths: list[int], stop_id: int):
-        self.prompt_len, self.lengths, self.stop_id = prompt_len, lengths, stop_id
+    def __init__(self, prompt_len: int, table: list[int], stop_id: int):
+        import torch
+
+        self.prompt_len, self.table, self.stop_id = prompt_len, torch.tensor(table), stop_id
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
         step = input_ids.shape[1] - self.prompt_len
-        target = torch.tensor(self.lengths[: scores.shape[0]], device=scores.device)
-        at_end = (target - 1) == step
-        scores[:, self.stop_id] = torch.where(at_end, scores[:, self.stop_id], torch.full_like(scores[:, 0], -1e9))
+        if step == 0:
+            scores[:, self.stop_id] = -1e9
+            return scores
+        target = self.table.to(scores.device)[input_ids[:, self.prompt_len].clamp(max=len(self.table) - 1)]
+        at_end = (target - 1) <= step
+        scores[:, self.stop_id] = -1e9
         forced = torch.full_like(scores, -1e9)
         forced[:, self.stop_id] = 0
         return torch.where(at_end[:, None], forced, scores)
@@ -73,6 +80,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.worker == "ours":
         return run_ours(args)
     return run_trl(args)
@@ -88,7 +97,13 @@ def _peak_gb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def _vocab(model_dir: str) -> int:
+    return int(json.loads((Path(model_dir) / "config.json").read_text())["vocab_size"])
+
+
 def run_ours(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
     from oneshot_rlvr.config import resolve_config
     from oneshot_rlvr.models.load import load_tokenizer
     from oneshot_rlvr.rollout.hf import HFRolloutEngine
@@ -96,9 +111,10 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
 
     tok = load_tokenizer(args.model_dir)
     rows = args.prompts * args.samples
-    lengths = target_lengths(rows, args.tokens, args.workload)
-    engine = HFRolloutEngine(None, tok, max_batch_rows=rows,
-                             logits_processor_factory=lambda prompt_len: LengthForcer(prompt_len, lengths,
+    table = length_table(_vocab(args.model_dir), args.tokens, args.workload)
+    rollout_dtype = {"bf16": torch.bfloat16, "fp32": None}[args.rollout_dtype]
+    engine = HFRolloutEngine(None, tok, max_batch_rows=rows, dtype=rollout_dtype,
+                             logits_processor_factory=lambda prompt_len: LengthForcer(prompt_len, table,
                                                                                      tok.eos_token_id))
     cfg = resolve_config(None, None, [
         f"model={args.model_dir}", f"problem={PROMPT}", "answer=280", f"batch_size={args.prompts}",
@@ -134,13 +150,13 @@ def run_trl(args: argparse.Namespace) -> dict[str, Any]:
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=dtype)
     rows = args.prompts * args.samples
-    lengths = target_lengths(rows, args.tokens, args.workload)
+    table = length_table(_vocab(args.model_dir), args.tokens, args.workload)
     data = Dataset.from_list([{"prompt": PROMPT}] * args.prompts * (args.warmup + args.steps))
     config = GRPOConfig(
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=rows, num_generations=args.samples,
         max_completion_length=args.tokens, temperature=1.0, beta=0.001, entropy_coef=0.001, learning_rate=1e-6,
         max_steps=args.warmup + args.steps, logging_steps=1, report_to=[], save_strategy="no",
-        use_cpu=args.device == "cpu", bf16=args.device == "cuda" or args.autocast == "bf16",
+        use_cpu=args.device == "cpu", bf16=args.autocast == "bf16",  # TRL's default is bf16
         gradient_checkpointing=args.device == "cuda", gradient_accumulation_steps=1, disable_dropout=True,
         loss_type="grpo", scale_rewards="group", seed=0, dataloader_num_workers=0,
     )
@@ -152,7 +168,7 @@ def run_trl(args: argparse.Namespace) -> dict[str, Any]:
 
     def timed_generate(*a: Any, **kw: Any) -> Any:
         prompt_len = kw["input_ids"].shape[1] if "input_ids" in kw else a[0].shape[1]
-        kw.setdefault("logits_processor", []).append(LengthForcer(prompt_len, lengths, tok.eos_token_id))
+        kw.setdefault("logits_processor", []).append(LengthForcer(prompt_len, table, tok.eos_token_id))
         if args.device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -199,8 +215,12 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--tokens", type=int, default=None, help="response length (default 128 on cpu, 512 on cuda)")
-    p.add_argument("--micro", type=int, default=None, help="our micro-batch rows (default 32 cpu, 16 cuda)")
-    p.add_argument("--autocast", choices=("bf16", "none"), default=None, help="ours (default none cpu, bf16 cuda)")
+    p.add_argument("--micro", type=int, default=None, help="our micro-batch rows (default 64 cpu, 16 cuda)")
+    p.add_argument("--autocast", choices=("bf16", "none"), default=None,
+                   help="bf16 mixed precision on both sides (default; TRL's default too) or none (fp32)")
+    p.add_argument("--rollout-dtype", choices=("bf16", "fp32"), default=None,
+                   help="our sampling weights (default bf16)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per side (0 = torch's default)")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--rounds", type=int, default=2)
@@ -210,8 +230,9 @@ def main() -> None:
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = p.parse_args()
     args.tokens = args.tokens or (512 if args.device == "cuda" else 128)
-    args.micro = args.micro or (16 if args.device == "cuda" else 32)
-    args.autocast = args.autocast or ("bf16" if args.device == "cuda" else "none")
+    args.micro = args.micro or (16 if args.device == "cuda" else 64)
+    args.autocast = args.autocast or "bf16"
+    args.rollout_dtype = args.rollout_dtype or "bf16"
     if args.worker:
         print(json.dumps(worker(args)))
         return

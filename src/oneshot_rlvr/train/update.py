@@ -50,11 +50,18 @@ def autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractConte
     return contextlib.nullcontext()
 
 
-def micro_batches(batch: Batch, rows: list[int], cfg: TrainConfig) -> Iterator[dict[str, torch.Tensor]]:
-    """Slices of `rows`, by row count or by a token budget, trimmed of all-padding columns."""
+def micro_batches(
+    batch: Batch, rows: list[int], cfg: TrainConfig
+) -> Iterator[tuple[torch.Tensor, slice, dict[str, torch.Tensor]]]:
+    """(row index, column slice, tensors) of each micro-batch of `rows`, by row count or token budget.
+
+    Rows are grouped by length (shortest first) and each group is trimmed of all-padding columns, so
+    responses that ended early are not padded up to the longest one of the batch.
+    """
+    lengths = batch.attention_mask.sum(dim=1)
+    rows = sorted(rows, key=lambda r: int(lengths[r]))
     groups: list[list[int]] = []
     if cfg.micro_batch_tokens > 0:
-        lengths = batch.attention_mask.sum(dim=1)
         current: list[int] = []
         for r in rows:
             longest = max([int(lengths[i]) for i in current] + [int(lengths[r])])
@@ -78,20 +85,18 @@ def micro_batches(batch: Batch, rows: list[int], cfg: TrainConfig) -> Iterator[d
             value = getattr(batch, name)
             if value is not None:
                 out[name] = value[idx, cols]
-        yield out
+        yield idx, cols, out
 
 
 @torch.no_grad()
 def score_tokens(model: Any, batch: Batch, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
     """(N, L) log-probs of the response tokens, no gradients (old policy or reference)."""
     out = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
-    rows = list(range(batch.input_ids.shape[0]))
-    for start in range(0, len(rows), cfg.micro_batch_size):
-        idx = torch.tensor(rows[start : start + cfg.micro_batch_size])
+    for idx, cols, mb in micro_batches(batch, list(range(batch.input_ids.shape[0])), cfg):
         with autocast(cfg, device):
-            logp, _ = token_logprobs(model, batch.input_ids[idx].to(device), batch.attention_mask[idx].to(device),
-                                     batch.response_mask[idx].to(device), temperature=cfg.temperature)
-        out[idx] = logp.float().cpu()
+            logp, _ = token_logprobs(model, mb["input_ids"].to(device), mb["attention_mask"].to(device),
+                                     mb["response_mask"].to(device), temperature=cfg.temperature)
+        out[idx, cols] = logp.float().cpu()
     return out
 
 
@@ -131,7 +136,7 @@ def update_policy(
             optimizer.zero_grad(set_to_none=True)
             if critic is not None:
                 critic.optimizer.zero_grad(set_to_none=True)
-            for mb in micro_batches(batch, rows, cfg):
+            for _, _, mb in micro_batches(batch, rows, cfg):
                 mb = {k: v.to(device) for k, v in mb.items()}
                 with autocast(cfg, device):
                     logp, entropy = token_logprobs(model, mb["input_ids"], mb["attention_mask"],
