@@ -10,6 +10,7 @@ import copy
 import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def reward_function(spec: str) -> RewardFn:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(__import__("os").environ.get("LOCAL_RANK", "0")))
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         return torch.device("cpu")
     return torch.device(name)
 
@@ -109,6 +110,11 @@ def _generate(engine: RolloutEngine, prompts: list[str], cfg: TrainConfig, step:
 def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | None, reward_fn: RewardFn,
            quiet: bool, device: torch.device, info: dist.DistInfo, save_final: bool) -> Path:
     cfg.validate(info.world)
+    if info.enabled and cfg.reward == "math":
+        # Each rank grades its own share: split the cores between ranks rather than 8 workers each.
+        from oneshot_rlvr.reward import GraderConfig, configure
+
+        configure(GraderConfig(workers=max(1, (os.cpu_count() or 1) // info.world)))
     start_step, state, source = 0, None, cfg.model
     checkpoints = checkpoint_dirs(out) if resume else []
     if resume and checkpoints:
