@@ -19,6 +19,7 @@ from oneshot_rlvr.errors import RlvrError
 
 # (subcommand, module) in the order `rlvr --help` lists them.
 COMMANDS: tuple[tuple[str, str], ...] = (
+    ("demo", "oneshot_rlvr.commands.demo"),
     ("train", "oneshot_rlvr.commands.train"),
     ("eval", "oneshot_rlvr.commands.eval"),
     ("select", "oneshot_rlvr.commands.select"),

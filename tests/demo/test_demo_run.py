@@ -1,0 +1,51 @@
+"""`rlvr demo` end to end on a small budget: train, evaluate before/after, summary, plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from oneshot_rlvr.cli import main
+from oneshot_rlvr.demo import DemoOptions, format_summary, run_demo
+from oneshot_rlvr.errors import RlvrError
+
+SMALL = ["batch_size=2", "mini_batch_size=2", "n=2", "max_new_tokens=8", "micro_batch_size=4"]
+
+
+def test_demo_writes_summary_run_and_plot(tiny_model_dir: Path, tmp_path: Path) -> None:
+    opts = DemoOptions(out=tmp_path / "demo", steps=2, test_problems=10, val_problems=4, pool_problems=5,
+                       eval_every=1, overrides=[f"model={tiny_model_dir}", *SMALL], quiet=True)
+    summary = run_demo(opts)
+    written = json.loads((tmp_path / "demo/summary.json").read_text())
+    assert written == summary
+    for key in ("base_strict", "final_strict", "base_lenient", "final_lenient"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert set(summary["per_family"]) == {"arithmetic", "function", "linear", "remainder", "word"}
+    assert [c["step"] for c in summary["test_accuracy_by_step"]] == [0, 1, 2]
+    assert len(summary["train_example_accuracy"]) == 2 and summary["steps"] == 2
+    assert summary["example"]["id"] == "train-00002" and summary["wall_seconds"] > 0
+    assert (tmp_path / "demo/saturation.png").stat().st_size > 1000
+    assert (tmp_path / "demo/run/report/index.html").exists()
+    # Test problems never appear in the training pool (the world's splits are disjoint).
+    test_q = {json.loads(x)["question"] for x in (tmp_path / "demo/data/test.jsonl").read_text().splitlines()}
+    pool_q = {json.loads(x)["question"] for x in (tmp_path / "demo/data/pool.jsonl").read_text().splitlines()}
+    assert not test_q & pool_q
+    table = format_summary(summary)
+    assert "strict before" in table and "word" in table
+
+
+def test_demo_cli_entropy_only_and_bad_example(tiny_model_dir: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["demo", "--out", str(tmp_path / "d"), "--steps", "1", "--test-problems", "4", "--eval-every", "1",
+            "--entropy-only", "--quiet", f"model={tiny_model_dir}", *SMALL]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "d/summary.json").read_text())
+    assert summary["entropy_only"] is True
+    config = (tmp_path / "d/run/config.yaml").read_text()
+    assert "pg_coef: 0.0" in config
+    assert "strict before" in capsys.readouterr().out
+    with pytest.raises(RlvrError, match="not in the world's training pool"):
+        run_demo(DemoOptions(out=tmp_path / "e", example="train-99999", pool_problems=5,
+                             overrides=[f"model={tiny_model_dir}"]))
