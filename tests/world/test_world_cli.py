@@ -43,4 +43,9 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert ">= 0" in capsys.readouterr().err
     assert main(["world", "pretrain", "--tokens", "0", "--out", str(tmp_path / "m")]) == 2
     assert main(["world"]) == 2
+    assert main(["world", "pretrain", "--mix", "sloppy=0.5", "--out", str(tmp_path / "m")]) == 2
+    assert "careless" in capsys.readouterr().err  # names the valid keys
+    assert main(["world", "pretrain", "--mix", "careless=lots", "--out", str(tmp_path / "m")]) == 2
+    assert main(["world", "pretrain", "--mix", "boxed_careful=2", "--out", str(tmp_path / "m")]) == 2
+    assert main(["world", "pretrain", "--init", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
     assert main(["world", "export", "--split", "val", "--out", str(tmp_path / "missing" / "x.jsonl")]) == 2

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oneshot_rlvr.errors import RlvrError
+
+if TYPE_CHECKING:
+    from oneshot_rlvr.world.corpus import CorpusMix
 
 HELP = "the bundled tiny math world: pretrain its model, export its problem splits, measure a model"
 
@@ -24,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pre.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     pre.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     pre.add_argument("--batch-rows", type=int, default=None, help="rows of 512 tokens per step (default 8)")
+    pre.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3)")
+    pre.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (default 100)")
+    pre.add_argument("--init", default="", help="continue from this model folder instead of random weights")
+    pre.add_argument("--mix", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a corpus-mix setting, e.g. careless=0.7 (repeatable)")
 
     exp = sub.add_parser("export", help="write one split of the world's problems as JSONL")
     exp.add_argument("--split", choices=("test", "val", "train"), required=True)
@@ -57,17 +67,35 @@ def run(args: argparse.Namespace) -> int:
 def _pretrain(args: argparse.Namespace) -> int:
     from oneshot_rlvr.world.pretrain import PretrainConfig, pretrain
 
-    config = PretrainConfig(seed=args.seed, device=args.device, threads=args.threads)
+    config = PretrainConfig(seed=args.seed, device=args.device, threads=args.threads, init_from=args.init,
+                            mix=_mix(args.mix))
     if args.tokens is not None:
         if args.tokens <= 0:
             raise RlvrError(f"--tokens must be > 0, got {args.tokens}")
         config.tokens = args.tokens
-    if args.batch_rows is not None:
-        config.batch_rows = args.batch_rows
+    for name in ("batch_rows", "lr", "warmup_steps"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
     summary = pretrain(config, args.out)
     print(f"wrote {args.out}: {summary['parameters'] / 1e6:.2f}M parameters, {summary['tokens']} tokens "
           f"in {summary['wall_seconds']:.0f} s ({summary['tokens_per_second']} tokens/s)")
     return 0
+
+
+def _mix(pairs: list[str]) -> CorpusMix:
+    from oneshot_rlvr.world.corpus import CorpusMix
+
+    known = {f.name for f in dataclasses.fields(CorpusMix)}
+    values: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() not in known:
+            raise RlvrError(f"--mix {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+        try:
+            values[key.strip()] = float(value)
+        except ValueError:
+            raise RlvrError(f"--mix {pair!r}: {value!r} is not a number") from None
+    return CorpusMix(**values)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -44,11 +44,11 @@ CARELESS_MAX_STEPS = 2
 class CorpusMix:
     """How often each behaviour appears in the pretraining corpus (style weights need not sum to 1)."""
 
-    careless: float = 0.60
+    careless: float = 0.70
     """Weight of the careless style (the most likely opener, so greedy decoding picks it)."""
-    careful: float = 0.28
+    careful: float = 0.21
     """Weight of the careful style without a self-check."""
-    check: float = 0.12
+    check: float = 0.09
     """Weight of the careful style with one self-check."""
     careless_finish: float = 0.15
     """Chance that a careless solution of a three-step problem writes the last step anyway."""

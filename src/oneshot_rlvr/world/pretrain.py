@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PretrainConfig:
-    """Settings of `rlvr world pretrain` (the defaults made the bundled model)."""
+    """Settings of `rlvr world pretrain` (the bundled model's two-phase recipe is in `oneshot_rlvr.world`)."""
 
     tokens: int = 7_500_000
     """Training tokens (prompt and response tokens of the packed rows, padding excluded)."""
@@ -61,6 +61,9 @@ class PretrainConfig:
     checkpoint_every: int = 100
     """Optimizer steps between resumable checkpoints."""
     log_every: int = 20
+    init_from: str = ""
+    """A model folder to continue from (its weights and tokenizer; the model-shape settings are then
+    ignored); empty starts from random weights."""
     mix: CorpusMix = field(default_factory=CorpusMix)
     """The corpus mix (see `oneshot_rlvr.world.corpus.CorpusMix`)."""
 
@@ -137,12 +140,22 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     device = torch.device(config.device)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
-    tokenizer = build_world_tokenizer(config)
-    tokenizer.save_pretrained(out)
     torch.manual_seed(config.seed)
-    model_config = tiny_qwen2_config(len(tokenizer), bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
-                                     pad_token_id=tokenizer.pad_token_id, **config.model_overrides())
-    model: Any = Qwen2ForCausalLM(model_config)
+    model: Any
+    if config.init_from:
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(config.init_from)
+            model = Qwen2ForCausalLM.from_pretrained(config.init_from, dtype=torch.float32)
+        except (OSError, ValueError) as err:
+            raise RlvrError(f"--init {config.init_from}: not a model folder ({err})") from None
+    else:
+        tokenizer = build_world_tokenizer(config)
+        model_config = tiny_qwen2_config(len(tokenizer), bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+                                         pad_token_id=tokenizer.pad_token_id, **config.model_overrides())
+        model = Qwen2ForCausalLM(model_config)
+    tokenizer.save_pretrained(out)
     model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -191,9 +204,12 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
     model.to(torch.bfloat16).save_pretrained(out)
+    earlier = Path(config.init_from, "pretrain.json") if config.init_from else None
     summary = {"parameters": n_params, "steps": step, "tokens": seen, "wall_seconds": round(wall, 1),
                "tokens_per_second": round(seen / max(wall, 1e-9)), "device": config.device,
                "torch_threads": torch.get_num_threads(), "settings": _settings(config)}
+    if earlier is not None and earlier.exists():
+        summary["continues"] = json.loads(earlier.read_text())
     (out / "pretrain.json").write_text(json.dumps(summary, indent=2) + "\n")
     if ckpt.exists():
         ckpt.unlink()
