@@ -88,12 +88,18 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         _write_split(data / f"{name}.jsonl", problems)
     family_of = {p.id: p.family for p in splits["test"]}
     pool_ids = {p.id: p for p in splits["pool"]}
-    if opts.example not in pool_ids:
+    chosen = list(pool_ids) if opts.example == "all" else [e.strip() for e in opts.example.split(",") if e.strip()]
+    unknown = [e for e in chosen if e not in pool_ids]
+    if unknown or not chosen:
         raise RlvrError(f"--example {opts.example!r}: not in the world's training pool (ids train-00000 ... "
-                        f"train-{opts.pool_problems - 1:05d})")
-    example = pool_ids[opts.example]
+                        f"train-{opts.pool_problems - 1:05d}, comma-separated, or all)")
+    examples = [pool_ids[e] for e in chosen]
+    example = examples[0]
 
-    settings = [f"pool={data / 'pool.jsonl'}", f"index={example.id}", f"val_file={data / 'val.jsonl'}",
+    # k examples share the batch (k must divide it, as the paper's 64 + 64); "all" is ordinary RLVR on the pool.
+    source = [f"train_file={data / 'pool.jsonl'}"] if opts.example == "all" else [
+        f"pool={data / 'pool.jsonl'}", f"index={','.join(e.id for e in examples)}"]
+    settings = [*source, f"val_file={data / 'val.jsonl'}",
                 f"seed={opts.seed}", f"save_every={opts.eval_every}", f"val_every={opts.eval_every}"]
     if opts.steps is not None:
         settings.append(f"steps={opts.steps}")
@@ -109,18 +115,18 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     evaluate_benchmarks(HFRolloutEngine(base, tok, max_batch_rows=256), tok, bench, eval_opts,
                         out_dir=run / "eval" / "0", model=cfg.model, step=0)
     del base
-    log.info("training on one example (%s, %s family): %s = %s", example.id, example.family, example.question,
-             example.answer)
+    log.info("training on %d example(s); first: %s (%s family): %s = %s", len(examples), example.id,
+             example.family, example.question, example.answer)
     train(cfg, run, quiet=opts.quiet)
     log.info("evaluating every checkpoint on the test split")
     evaluate_run(run, bench, eval_opts, device="cpu", batch_rows=256)
-    summary = summarise(run, cfg.steps, example, family_of, time.perf_counter() - start, opts)
+    summary = summarise(run, cfg.steps, examples, family_of, time.perf_counter() - start, opts)
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     _plots(run, out)
     return summary
 
 
-def summarise(run: Path, steps: int, example: Any, family_of: dict[str, str], seconds: float,
+def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, str], seconds: float,
               opts: DemoOptions) -> dict[str, Any]:
     evaluated = sorted(int(p.name) for p in (run / "eval").iterdir() if (p / "results.json").exists())
     curve = []
@@ -143,8 +149,9 @@ def summarise(run: Path, steps: int, example: Any, family_of: dict[str, str], se
             {"step": m["step"], "lenient": m["val_accuracy"], "strict": m.get("val_strict_accuracy")}
             for m in metrics if "val_accuracy" in m
         ],
-        "example": {"id": example.id, "family": example.family, "question": example.question,
-                    "answer": example.answer},
+        "example": {"id": examples[0].id, "family": examples[0].family, "question": examples[0].question,
+                    "answer": examples[0].answer},
+        "examples": [e.id for e in examples],
         "steps": steps, "seed": opts.seed, "entropy_only": opts.entropy_only,
         "test_problems": len(base_records), "wall_seconds": round(seconds, 1),
     }
@@ -164,8 +171,9 @@ def _plots(run: Path, out: Path) -> None:
 
 
 def format_summary(s: dict[str, Any]) -> str:
-    lines = [f"1-shot RLVR on the tiny world: example {s['example']['id']} ({s['example']['family']}), "
-             f"{s['steps']} steps, {s['wall_seconds']:.0f} s", "",
+    shots = len(s.get("examples", [s["example"]["id"]]))
+    which = f"example {s['example']['id']} ({s['example']['family']})" if shots == 1 else f"{shots} examples"
+    lines = [f"{shots}-shot RLVR on the tiny world: {which}, {s['steps']} steps, {s['wall_seconds']:.0f} s", "",
              f"{'':14}{'strict before':>14}{'after':>8}{'lenient before':>16}{'after':>8}"]
 
     def row(name: str, d: dict[str, float]) -> str:

@@ -49,3 +49,16 @@ def test_demo_cli_entropy_only_and_bad_example(tiny_model_dir: Path, tmp_path: P
     with pytest.raises(RlvrError, match="not in the world's training pool"):
         run_demo(DemoOptions(out=tmp_path / "e", example="train-99999", pool_problems=5,
                              overrides=[f"model={tiny_model_dir}"]))
+
+
+@pytest.mark.parametrize(("example", "expected", "steps"), [("train-00000,train-00001", 2, 1), ("all", 4, 2)])
+def test_k_shot_and_whole_pool(tiny_model_dir: Path, tmp_path: Path, example: str, expected: int,
+                               steps: int) -> None:
+    opts = DemoOptions(out=tmp_path / "k", example=example, steps=steps, test_problems=4, val_problems=2,
+                       pool_problems=4, eval_every=1, overrides=[f"model={tiny_model_dir}", *SMALL], quiet=True)
+    summary = run_demo(opts)
+    assert len(summary["examples"]) == expected
+    history = json.loads((tmp_path / "k/run/history.json").read_text())
+    # Every example got an accuracy for each finished epoch: 2 copies fill one step; the pool of 4 takes 2.
+    assert sorted(history) == sorted(summary["examples"]) and all(len(v) == 1 for v in history.values())
+    assert format_summary(summary).startswith(f"{expected}-shot RLVR")

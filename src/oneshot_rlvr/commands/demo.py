@@ -12,7 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="override any training setting")
     parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    parser.add_argument("--example", default=None, help="training example id from the world's pool (train-NNNNN)")
+    parser.add_argument("--example", default=None,
+                        help="training example id(s) from the world's pool: train-NNNNN, several comma-separated "
+                        "(k-shot), or all")
     parser.add_argument("--steps", type=int, default=None, help="RL steps (default 40)")
     parser.add_argument("--entropy-only", action="store_true", help="the paper's ablation: no reward term")
     parser.add_argument("--test-problems", type=int, default=250, help="size of the held-out test split")
