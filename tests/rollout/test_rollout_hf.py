@@ -118,3 +118,11 @@ def test_bf16_rollout_copy_follows_every_sync(peaked_model_dir: Path) -> None:
         assert torch.equal(mine, theirs.to(torch.bfloat16))
     out = eng.generate(PROMPTS[:2], 2, SamplingParams(temperature=0, max_new_tokens=5))
     assert len(out) == 4
+
+
+def test_a_right_padding_tokenizer_is_still_left_padded(engine_parts: tuple) -> None:
+    model, tok = engine_parts
+    greedy = SamplingParams(temperature=0, max_new_tokens=6)
+    expected = HFRolloutEngine(model, tok).generate(PROMPTS, 1, greedy).texts
+    tok.padding_side = "right"
+    assert HFRolloutEngine(model, tok).generate(PROMPTS, 1, greedy).texts == expected

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from oneshot_rlvr.world.measure import Graded, boxed_answer, lenient_answer, style_of, summarize
+from oneshot_rlvr.world.measure import Graded, grade_runs, style_of, summarize
+from oneshot_rlvr.world.problems import WorldProblem
 
 
-def test_answer_extraction_follows_the_harness_order() -> None:
-    assert boxed_answer("x \\boxed{3} then \\boxed{12}.") == "12"
-    assert boxed_answer("The answer is 12.") is None
-    assert lenient_answer("2 + 3 = 5. The answer is \\boxed{7}. 9") == "7"
-    assert lenient_answer("5 * 2 = 10, 10 - 4 = 6. The answer is 6. Then 11") == "6"
-    assert lenient_answer("5 * 2 = 10, 10 - 4 = 6.\n6") == "6"
-    assert lenient_answer("no digits") is None
+def test_grading_uses_the_training_and_harness_rules() -> None:
+    problem = WorldProblem("val-00000", "word", "q?", "7", (), "val")
+    responses = [("So 3 + 4 = 7. The answer is \\boxed{7}.", True), ("3 + 4 = 7. The answer is 7.", True),
+                 ("x \\boxed{7} then \\boxed{12}.", True), ("no digits", False)]
+    graded = grade_runs([problem] * 4, responses)
+    assert [(g.strict, g.lenient, g.boxed, g.finished) for g in graded] == [
+        (True, True, True, True), (False, True, False, True), (False, False, True, True), (False, False, False, False)]
+    forced = grade_runs([problem], [(" 4 = 7. The answer is 7.", True)], prefix="3 +")
+    assert forced[0].response.startswith("3 + 4") and forced[0].lenient
 
 
 def test_styles_from_openers() -> None:

@@ -78,6 +78,9 @@ class HFRolloutEngine:
     def _generate_rows(self, rows: list[str], sampling: SamplingParams) -> Rollouts:
         model = self.model
         device = next(model.parameters()).device
+        # Prompts must be left-padded so every row's next token is in the last column, whatever the
+        # tokenizer was configured with.
+        self.tokenizer.padding_side = "left"
         enc = self.tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
         ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
         kwargs: dict[str, Any] = dict(

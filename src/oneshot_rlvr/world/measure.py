@@ -1,14 +1,13 @@
 """Quick measurements of a world model: greedy accuracy, the latent careful-vs-careless gap, styles.
 
-World answers are integers, so grading here is exact and simple: STRICT reads the last `\\boxed{}`
-(the training reward's rule), LENIENT reads the last `\\boxed{}`, else "the answer is N", else the
-last number (the evaluation harness's order). Forcing a style means appending its opener to the prompt
+Responses come from the project's rollout engine and are graded by the project's grader: STRICT is
+the training reward's rule (the last `\\boxed{}`), LENIENT the evaluation harness's (the last
+`\\boxed{}`, else "the answer is ...", else the last number). Forcing a style means appending its opener to the prompt
 and letting the model continue; the response is graded with the opener included.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,36 +16,6 @@ from typing import Any
 from oneshot_rlvr.data.templates import messages_for
 from oneshot_rlvr.world.corpus import CHECK_PHRASE, OPENERS, render_chat
 from oneshot_rlvr.world.problems import WorldProblem
-
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*(-?\d+)", re.IGNORECASE)
-_NUMBER = re.compile(r"-?\d+")
-
-
-def boxed_answer(response: str) -> str | None:
-    found = _BOXED.findall(response)
-    return found[-1].strip() if found else None
-
-
-def lenient_answer(response: str) -> str | None:
-    """The last boxed content, else the number after the last "answer is", else the last number."""
-    boxed = boxed_answer(response)
-    if boxed is not None:
-        return boxed
-    said = _ANSWER_IS.findall(response)
-    if said:
-        return str(said[-1])
-    numbers = _NUMBER.findall(response)
-    return numbers[-1] if numbers else None
-
-
-def _same(found: str | None, gold: str) -> bool:
-    if found is None:
-        return False
-    try:
-        return int(found.replace(",", "").strip().rstrip(".")) == int(gold)
-    except ValueError:
-        return found.strip() == gold.strip()
 
 
 def style_of(response: str) -> str:
@@ -72,32 +41,26 @@ class Graded:
 def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, sample: bool = False,
              temperature: float = 1.0, max_new_tokens: int = 200, batch_size: int = 64,
              seed: int = 0) -> list[tuple[str, bool]]:
-    """(response text, whether it ended with EOS) for each prompt; left-padded batches."""
-    import torch
+    """(response text, whether it ended with the stop token) for each prompt."""
+    from oneshot_rlvr.rollout import SamplingParams
+    from oneshot_rlvr.rollout.hf import HFRolloutEngine
 
-    tokenizer.padding_side = "left"
-    torch.manual_seed(seed)
-    out: list[tuple[str, bool]] = []
-    eos = tokenizer.eos_token_id
-    for i in range(0, len(prompts), batch_size):
-        batch = tokenizer(list(prompts[i:i + batch_size]), return_tensors="pt", padding=True,
-                          add_special_tokens=False)
-        with torch.no_grad():
-            ids = model.generate(**batch, do_sample=sample, temperature=temperature if sample else None,
-                                 top_p=None, top_k=None, max_new_tokens=max_new_tokens, eos_token_id=eos,
-                                 pad_token_id=tokenizer.pad_token_id)
-        for row in ids[:, batch["input_ids"].shape[1]:].tolist():
-            finished = eos in row
-            row = row[:row.index(eos)] if finished else row
-            out.append((tokenizer.decode(row, skip_special_tokens=True), finished))
-    return out
+    sampling = SamplingParams(temperature=temperature if sample else 0.0, max_new_tokens=max_new_tokens)
+    out = HFRolloutEngine(model, tokenizer, max_batch_rows=batch_size).generate(list(prompts), 1, sampling, seed=seed)
+    return [(text, reason == "eos") for text, reason in zip(out.texts, out.finish_reasons, strict=True)]
 
 
 def grade_runs(problems: Sequence[WorldProblem], responses: Sequence[tuple[str, bool]],
                prefix: str = "") -> list[Graded]:
-    return [Graded(p.family, prefix + text, _same(boxed_answer(text), p.answer),
-                   _same(lenient_answer(text), p.answer), boxed_answer(text) is not None, done)
-            for p, (text, done) in zip(problems, responses, strict=True)]
+    """Grade each response (with a forced `prefix` put back in front) strictly and leniently."""
+    from oneshot_rlvr.reward import extract_answer, verify_batch
+
+    texts = [prefix + text for text, _ in responses]
+    golds = [p.answer for p in problems]
+    strict = verify_batch(golds, texts, require_boxed=True)
+    lenient = verify_batch(golds, texts)
+    return [Graded(p.family, text, s, ok, extract_answer(text, mode="boxed") is not None, done)
+            for p, text, s, ok, (_, done) in zip(problems, texts, strict, lenient, responses, strict=True)]
 
 
 def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
