@@ -136,9 +136,14 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     else:
         model = load_model(source, options, device)
     model.train()
-    ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 and cfg.lora_r == 0 else None
-    if ref is not None and state is not None:  # the reference is the initial model, not the checkpoint
-        ref = load_model(cfg.model, options, device).eval().requires_grad_(False)
+    ref = None
+    if cfg.kl_coef > 0 and cfg.lora_r == 0:  # (LoRA's reference is the base model with adapters off)
+        # The reference is the initial model, also when resuming; it only ever runs without gradients, so
+        # under bf16 autocast it is kept in bf16 (half the memory of a float32 copy).
+        ref = load_model(cfg.model, options, device) if state is not None else copy.deepcopy(model)
+        ref = ref.eval().requires_grad_(False)
+        if cfg.autocast == "bf16":
+            ref = ref.to(torch.bfloat16)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _adamw(params, cfg.lr, cfg, device)
     critic = None
