@@ -13,11 +13,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from oneshot_rlvr.reward.extract import last_boxed as _grader_last_boxed
+
 REFLECTION_WORDS = ("rethink", "recheck", "recalculate", "re-evaluate", "double-check", "verify", "wait")
 
 # A word may not touch a letter, digit, underscore or hyphen on either side.
 _WORD_RE = {w: re.compile(rf"(?<![\w-]){re.escape(w)}(?![\w-])", re.IGNORECASE) for w in REFLECTION_WORDS}
-_BOXED = re.compile(r"\\boxed\s*\{")
 
 
 def reflection_counts(text: str) -> dict[str, int]:
@@ -26,20 +27,9 @@ def reflection_counts(text: str) -> dict[str, int]:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} with balanced braces, or None (also when it is unclosed)."""
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    if not starts:
-        return None
-    depth = 1
-    for j in range(starts[-1], len(text)):
-        ch = text[j]
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[starts[-1] : j]
-    return None
+    """Content of the last complete \\boxed{...}: the grader's own rule (`oneshot_rlvr.reward.extract`), so
+    the format rate and the graders agree on what counts as a box (empty boxes and cut-off boxes do not)."""
+    return _grader_last_boxed(text)
 
 
 def has_boxed(text: str) -> bool:
