@@ -54,23 +54,27 @@ def length_table(vocab: int, max_len: int, workload: str, seed: int = 0) -> list
 
 
 class LengthForcer:
-    """A logits processor: no stop token before the row's target length, only the stop token at it."""
+    """A logits processor: no stop token before the row's target length, only the EOS token at it.
 
-    def __init__(self, prompt_len: int, table: list[int], stop_id: int):
+    Every token that ends a response for either trainer (EOS, chat end markers) is suppressed before
+    the target: otherwise one side could stop early on a marker the other does not stop at.
+    """
+
+    def __init__(self, prompt_len: int, table: list[int], stop_id: int, suppress: list[int]):
         import torch
 
         self.prompt_len, self.table, self.stop_id = prompt_len, torch.tensor(table), stop_id
+        self.suppress = sorted(set(suppress) | {stop_id})
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
         step = input_ids.shape[1] - self.prompt_len
+        scores[:, self.suppress] = -1e9
         if step == 0:
-            scores[:, self.stop_id] = -1e9
             return scores
         target = self.table.to(scores.device)[input_ids[:, self.prompt_len].clamp(max=len(self.table) - 1)]
         at_end = (target - 1) <= step
-        scores[:, self.stop_id] = -1e9
         forced = torch.full_like(scores, -1e9)
         forced[:, self.stop_id] = 0
         return torch.where(at_end[:, None], forced, scores)
@@ -105,7 +109,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from oneshot_rlvr.config import resolve_config
-    from oneshot_rlvr.models.load import load_tokenizer
+    from oneshot_rlvr.models.load import load_tokenizer, stop_token_ids
     from oneshot_rlvr.rollout.hf import HFRolloutEngine
     from oneshot_rlvr.train import train
 
@@ -113,9 +117,10 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     rows = args.prompts * args.samples
     table = length_table(_vocab(args.model_dir), args.tokens, args.workload)
     rollout_dtype = {"bf16": torch.bfloat16, "fp32": None}[args.rollout_dtype]
+    stops = stop_token_ids(tok)
     engine = HFRolloutEngine(None, tok, max_batch_rows=rows, dtype=rollout_dtype,
                              logits_processor_factory=lambda prompt_len: LengthForcer(prompt_len, table,
-                                                                                     tok.eos_token_id))
+                                                                                     tok.eos_token_id, stops))
     cfg = resolve_config(None, None, [
         f"model={args.model_dir}", f"problem={PROMPT}", "answer=280", f"batch_size={args.prompts}",
         f"mini_batch_size={args.prompts}", f"n={args.samples}", f"max_new_tokens={args.tokens}",
@@ -146,6 +151,8 @@ def run_trl(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from oneshot_rlvr.models.load import stop_token_ids
+
     tok = AutoTokenizer.from_pretrained(args.model_dir, padding_side="left")
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=dtype)
@@ -162,13 +169,14 @@ def run_trl(args: argparse.Namespace) -> dict[str, Any]:
     )
     trainer = GRPOTrainer(model=model, args=config, train_dataset=data, processing_class=tok,
                           reward_funcs=lambda completions, **kw: [float(len(c) % 2) for c in completions])
-    times: dict[str, list[float]] = {"step_s": [], "generate_s": []}
+    times: dict[str, list[float]] = {"step_s": [], "generate_s": [], "new_tokens": []}
     generate = trainer.model.generate
     spent = {"generate": 0.0}
 
     def timed_generate(*a: Any, **kw: Any) -> Any:
         prompt_len = kw["input_ids"].shape[1] if "input_ids" in kw else a[0].shape[1]
-        kw.setdefault("logits_processor", []).append(LengthForcer(prompt_len, table, tok.eos_token_id))
+        kw.setdefault("logits_processor", []).append(LengthForcer(prompt_len, table, tok.eos_token_id,
+                                                                  stop_token_ids(tok)))
         if args.device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -176,13 +184,15 @@ def run_trl(args: argparse.Namespace) -> dict[str, Any]:
         if args.device == "cuda":
             torch.cuda.synchronize()
         spent["generate"] += time.perf_counter() - start
+        is_eos = out[:, prompt_len:] == tok.eos_token_id  # tokens up to and including the first EOS
+        spent["new_tokens"] += float(((is_eos.cumsum(1) - is_eos.long()) == 0).sum())
         return out
 
     trainer.model.generate = timed_generate  # type: ignore[method-assign]
 
     class Timer(TrainerCallback):
         def on_step_begin(self, *a: Any, **kw: Any) -> None:
-            spent["generate"] = 0.0
+            spent["generate"] = spent["new_tokens"] = 0.0
             spent["start"] = time.perf_counter()
 
         def on_step_end(self, *a: Any, **kw: Any) -> None:
@@ -190,11 +200,11 @@ def run_trl(args: argparse.Namespace) -> dict[str, Any]:
                 torch.cuda.synchronize()
             times["step_s"].append(time.perf_counter() - spent["start"])
             times["generate_s"].append(spent["generate"])
+            times["new_tokens"].append(spent["new_tokens"])
 
     trainer.add_callback(Timer())
     trainer.train()
-    return {"step_s": times["step_s"][args.warmup:], "generate_s": times["generate_s"][args.warmup:],
-            "peak_gb": _peak_gb(args.device)}
+    return {**{k: v[args.warmup:] for k, v in times.items()}, "peak_gb": _peak_gb(args.device)}
 
 
 def launch(args: argparse.Namespace, which: str, model_dir: Path) -> dict[str, Any]:
@@ -259,9 +269,10 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         if side == "ours":
             for part in ("logprobs_s", "update_s"):
                 summary[f"ours_{part}"] = statistics.median([s for r in runs for s in r[part]])
-            tokens = statistics.median([t for r in runs for t in r["new_tokens"]])
-            summary["ours_new_tokens_per_s"] = tokens / summary["ours_generate_s"]
-            summary["ours_new_tokens"] = tokens
+        # Both sides must generate the same number of tokens for the comparison to be fair.
+        tokens = statistics.median([t for r in runs for t in r["new_tokens"]])
+        summary[f"{side}_new_tokens"] = tokens
+        summary[f"{side}_new_tokens_per_s"] = tokens / summary[f"{side}_generate_s"]
     if "ours_step_s" in summary and "trl_step_s" in summary:
         summary["ratio"] = summary["ours_step_s"] / summary["trl_step_s"]
     for key, value in summary.items():
