@@ -34,6 +34,9 @@ class TrainConfig:
     """Compute dtype for forward passes: bf16 (autocast) or none."""
     gradient_checkpointing: bool = False
     """Recompute activations during backward to save memory."""
+    attn_implementation: str = "auto"
+    """Attention kernel of the trained model: auto (eager on CPU, where PyTorch's SDPA kernel makes a bf16
+    forward+backward about 1.7x slower; sdpa on GPU), sdpa, eager or flash_attention_2."""
     lora_r: int = 0
     """LoRA rank; 0 trains all weights."""
     lora_alpha: int = 32
@@ -165,6 +168,7 @@ class TrainConfig:
             "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"),
             "kl_kind": ("k1", "k2", "k3"), "autocast": ("bf16", "none"),
             "rollout_dtype": ("auto", "bfloat16", "float32"),
+            "attn_implementation": ("auto", "sdpa", "eager", "flash_attention_2"),
             "template": ("oneshot-train", "qwen25-math-cot", "plain"),
             "val_template": ("oneshot-train", "qwen25-math-cot", "plain"),
         }

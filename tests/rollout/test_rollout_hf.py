@@ -70,13 +70,14 @@ def test_concat_repads_prompts_left_and_responses_right(engine_parts: tuple) -> 
     assert torch.equal(both.response_mask.sum(1), torch.cat([a.response_mask.sum(1), b.response_mask.sum(1)]))
 
 
-def test_decode_loop_matches_generate_with_early_stops(engine_parts: tuple) -> None:
+@pytest.mark.parametrize("fast", [True, False])
+def test_decode_loop_matches_generate_with_early_stops(engine_parts: tuple, fast: bool) -> None:
     model, tok = engine_parts
     greedy = SamplingParams(temperature=0, max_new_tokens=16)
     probe = HFRolloutEngine(model, tok, use_generate=True).generate(PROMPTS, 1, greedy)
     # Make a token that some rows emit early a stop token: rows then finish at different steps.
     early = int(probe.response_ids[0, 3])
-    engines = [HFRolloutEngine(model, tok, use_generate=flag) for flag in (False, True)]
+    engines = [HFRolloutEngine(model, tok, fast=fast), HFRolloutEngine(model, tok, use_generate=True)]
     for eng in engines:
         eng.stop_ids = sorted({*eng.stop_ids, early})
     ours, reference = (eng.generate(PROMPTS, 2, greedy) for eng in engines)
@@ -106,7 +107,7 @@ def test_sampling_filters() -> None:
 def test_bf16_rollout_copy_follows_every_sync(peaked_model_dir: Path) -> None:
     model = load_model(str(peaked_model_dir))
     tok = load_tokenizer(str(peaked_model_dir))
-    eng = HFRolloutEngine(model, tok, dtype=torch.bfloat16)
+    eng = HFRolloutEngine(model, tok, dtype=torch.bfloat16, fast=False)  # the Hugging Face forward's copy
     assert next(eng.model.parameters()).dtype == torch.bfloat16 and eng.model is not model
     copy_before = eng.model
     with torch.no_grad():
@@ -126,3 +127,17 @@ def test_a_right_padding_tokenizer_is_still_left_padded(engine_parts: tuple) -> 
     expected = HFRolloutEngine(model, tok).generate(PROMPTS, 1, greedy).texts
     tok.padding_side = "right"
     assert HFRolloutEngine(model, tok).generate(PROMPTS, 1, greedy).texts == expected
+
+
+def test_sampling_draws_each_token_with_its_probability() -> None:
+    from oneshot_rlvr.rollout.decode import sample_next
+
+    # softmax of [0, 1, 2, 3, -inf]: the last token has probability 0 and must never come out.
+    scores = torch.tensor([[0.0, 1.0, 2.0, 3.0, float("-inf")]]).repeat(100_000, 1)
+    torch.manual_seed(0)
+    counts = torch.bincount(sample_next(scores, SamplingParams(temperature=1.0)), minlength=5).double()
+    expected = torch.tensor([0.0, 1.0, 2.0, 3.0]).softmax(-1).double()
+    assert counts[4] == 0
+    # 100k draws: each frequency within 4 standard errors of its probability.
+    stderr = (expected * (1 - expected) / 100_000).sqrt()
+    assert ((counts[:4] / 100_000 - expected).abs() < 4 * stderr).all()

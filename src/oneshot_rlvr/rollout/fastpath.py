@@ -1,0 +1,250 @@
+"""A lean sampling forward for Llama-family causal LMs (Qwen2, Llama, Mistral without sliding windows).
+
+Decoding one token at a time, a small model spends most of each Hugging Face forward in Python: module
+calls, mask construction, cache bookkeeping. `FastLM` runs the same arithmetic from fused copies of
+the weights (q, k and v in one matmul, gate and up in one), writes keys and values into one
+preallocated buffer per layer, and computes attention by hand with a float32 softmax, as the eager
+Hugging Face kernel does. Models it does not cover (see `unsupported_reason`) keep the Hugging Face
+forward. Its outputs are checked against the Hugging Face forward in the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SUPPORTED_TYPES = ("qwen2", "llama", "mistral")
+
+
+def unsupported_reason(model: Any) -> str | None:
+    """Why `FastLM` cannot run `model` (None when it can)."""
+    if callable(getattr(model, "get_base_model", None)):
+        return "a peft (LoRA) wrapper"
+    config = getattr(model, "config", None)
+    kind = getattr(config, "model_type", None)
+    if kind not in SUPPORTED_TYPES:
+        return f"model_type {kind!r} (covered: {', '.join(SUPPORTED_TYPES)})"
+    act = getattr(config, "hidden_act", "silu")
+    if act != "silu":
+        return f"hidden_act {act!r}"
+    if any(t != "full_attention" for t in getattr(config, "layer_types", None) or ()):
+        return "sliding-window layers"
+    if kind == "mistral" and getattr(config, "sliding_window", None):
+        return "sliding-window attention"
+    body = model.get_decoder()
+    if not hasattr(body, "rotary_emb"):
+        return "no rotary embedding module"
+    for layer in body.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        if hasattr(attn, "q_norm") or not all(hasattr(attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")):
+            return "an attention block of another shape"
+        if not all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj")):
+            return "an MLP of another shape"
+    return None
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer, (B, kv_heads, capacity, head_dim) each; `length` positions filled."""
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    length: int = 0
+
+    def select(self, rows: Tensor) -> None:
+        """Keep (or repeat) the given batch rows, e.g. drop finished rows or copy a shared prefill."""
+        self.keys = [k.index_select(0, rows) for k in self.keys]
+        self.values = [v.index_select(0, rows) for v in self.values]
+
+
+@dataclass
+class _Layer:
+    norm_in: Tensor
+    qkv: Tensor
+    qkv_bias: Tensor | None
+    o: Tensor
+    o_bias: Tensor | None
+    norm_post: Tensor
+    gate_up: Tensor
+    gate_up_bias: Tensor | None
+    down: Tensor
+    down_bias: Tensor | None
+
+
+@dataclass
+class FastLM:
+    """Fused weights of a Llama-family model in `dtype`; `refresh` copies new values in place."""
+
+    dtype: torch.dtype
+    cache_dtype: torch.dtype
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    eps: float
+    rotary: Any
+    embed: Tensor = field(repr=False)
+    norm: Tensor = field(repr=False)
+    head: Tensor = field(repr=False)
+    head_bias: Tensor | None = field(repr=False)
+    layers: list[_Layer] = field(repr=False)
+
+    @classmethod
+    def from_model(cls, model: Any, dtype: torch.dtype | None = None) -> FastLM:
+        """Copy `model`'s weights, fused, in `dtype` (default: the model's). The KV cache is float32 on CPU
+        (PyTorch's small bf16 batched matmuls are slow there) and `dtype` elsewhere."""
+        reason = unsupported_reason(model)
+        if reason is not None:
+            raise ValueError(f"FastLM does not cover {reason}")
+        config, body = model.config, model.get_decoder()
+        weight = next(model.parameters())
+        dtype = dtype or weight.dtype
+        heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        new = cls(
+            dtype=dtype, cache_dtype=torch.float32 if weight.device.type == "cpu" else dtype, heads=heads,
+            kv_heads=kv_heads, head_dim=head_dim, intermediate=body.layers[0].mlp.gate_proj.out_features,
+            eps=float(body.norm.variance_epsilon), rotary=body.rotary_emb, **_weights(model, dtype),
+        )
+        return new
+
+    def refresh(self, model: Any) -> None:
+        """Copy the current values of `model`'s weights (same architecture) into the fused buffers."""
+        fresh = _weights(model, None)
+        with torch.no_grad():
+            pairs = [(getattr(self, name), fresh[name]) for name in ("embed", "norm", "head", "head_bias")]
+            for mine, new in zip(self.layers, fresh["layers"], strict=True):
+                pairs += [(getattr(mine, name), value) for name, value in vars(new).items()]
+            for dst, src in pairs:
+                if dst is not None and dst.data_ptr() != src.data_ptr():  # (shared with the model: nothing to do)
+                    dst.copy_(src)
+
+    def new_cache(self, batch: int, capacity: int) -> KVCache:
+        shape = (batch, self.kv_heads, capacity, self.head_dim)
+        device = self.embed.device
+        return KVCache([torch.empty(shape, dtype=self.cache_dtype, device=device) for _ in self.layers],
+                       [torch.empty(shape, dtype=self.cache_dtype, device=device) for _ in self.layers])
+
+    @torch.no_grad()
+    def forward(self, ids: Tensor, positions: Tensor, cache: KVCache, key_mask: Tensor | None = None) -> Tensor:
+        """Logits (B, V) of the last of `ids` (B, T), appended at `cache.length`.
+
+        `positions` (B, T) are the rotary positions; `key_mask` (B, cache.length + T) marks real tokens
+        (None: no padding anywhere). New tokens attend causally to each other and to the cache.
+        """
+        # The weights already are in the sampling dtype; an outer autocast would only add casts (and run
+        # the float32 attention in slow small bf16 matmuls).
+        with torch.autocast(ids.device.type, enabled=False):
+            return self._forward(ids, positions, cache, key_mask)
+
+    def _forward(self, ids: Tensor, positions: Tensor, cache: KVCache, key_mask: Tensor | None) -> Tensor:
+        batch, width = ids.shape
+        start, end = cache.length, cache.length + ids.shape[1]
+        x = F.embedding(ids, self.embed)
+        cos, sin = self.rotary(x, positions)
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D): broadcast over heads
+        bias = _attention_bias(batch, width, start, key_mask, x.device)
+        groups = self.heads // self.kv_heads
+        q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        for layer, keys, values in zip(self.layers, cache.keys, cache.values, strict=True):
+            qkv = F.linear(_rms_norm(x, layer.norm_in, self.eps), layer.qkv, layer.qkv_bias)
+            q, k, v = qkv.split((q_size, kv_size, kv_size), dim=-1)
+            q = _rope(q.view(batch, width, self.heads, self.head_dim).transpose(1, 2), cos, sin)
+            k = _rope(k.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2), cos, sin)
+            keys[:, :, start:end] = k
+            values[:, :, start:end] = v.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2)
+            # Query heads grouped by the key/value head they share: (B, KV, G * T, D).
+            qg = q.reshape(batch, self.kv_heads, groups * width, self.head_dim).to(self.cache_dtype)
+            scores = torch.matmul(qg, keys[:, :, :end].transpose(-1, -2)) * self.head_dim**-0.5
+            if bias is not None:
+                scores = (scores.view(batch, self.kv_heads, groups, width, end) + bias).view_as(scores)
+            probs = scores.float().softmax(dim=-1).to(self.cache_dtype)
+            out = torch.matmul(probs, values[:, :, :end])  # (B, KV, G * T, D)
+            out = out.view(batch, self.heads, width, self.head_dim).transpose(1, 2).reshape(batch, width, q_size)
+            x = x + F.linear(out.to(self.dtype), layer.o, layer.o_bias)
+            gate, up = F.linear(_rms_norm(x, layer.norm_post, self.eps), layer.gate_up, layer.gate_up_bias).split(
+                self.intermediate, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, layer.down, layer.down_bias)
+        cache.length = end
+        return F.linear(_rms_norm(x[:, -1], self.norm, self.eps), self.head, self.head_bias)
+
+
+def _weights(model: Any, dtype: torch.dtype | None) -> dict[str, Any]:
+    """The model's weights as FastLM fields; `dtype` None keeps each tensor as it is (for refresh)."""
+
+    def conv(t: Tensor) -> Tensor:
+        return t.detach() if dtype is None or t.dtype == dtype else t.detach().to(dtype)
+
+    def opt(t: Tensor | None) -> Tensor | None:
+        return None if t is None else conv(t)
+
+    def cat(*ts: Tensor) -> Tensor:
+        return conv(torch.cat([t.detach() for t in ts]))
+
+    def cat_bias(*linears: Any) -> Tensor | None:
+        if all(lin.bias is None for lin in linears):
+            return None  # (a missing bias beside present ones counts as zeros)
+        return cat(*(lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.out_features) for lin in linears))
+
+    body = model.get_decoder()
+    head, embed_module = model.get_output_embeddings(), model.get_input_embeddings()
+    embed = conv(embed_module.weight)
+    layers = []
+    for block in body.layers:
+        a, m = block.self_attn, block.mlp
+        layers.append(_Layer(
+            norm_in=conv(block.input_layernorm.weight), qkv=cat(a.q_proj.weight, a.k_proj.weight, a.v_proj.weight),
+            qkv_bias=cat_bias(a.q_proj, a.k_proj, a.v_proj), o=conv(a.o_proj.weight), o_bias=opt(a.o_proj.bias),
+            norm_post=conv(block.post_attention_layernorm.weight), gate_up=cat(m.gate_proj.weight, m.up_proj.weight),
+            gate_up_bias=cat_bias(m.gate_proj, m.up_proj), down=conv(m.down_proj.weight),
+            down_bias=opt(m.down_proj.bias),
+        ))
+    return {"embed": embed, "norm": conv(body.norm.weight),
+            "head": embed if head.weight is embed_module.weight else conv(head.weight),  # tied: one copy
+            "head_bias": opt(getattr(head, "bias", None)), "layers": layers}
+
+
+def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    # The Hugging Face order: normalise in float32, cast back, then scale.
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+def _attention_bias(batch: int, width: int, start: int, key_mask: Tensor | None, device: torch.device) -> Tensor | None:
+    """Additive (B or 1, 1, 1, T, S) bias: causal among the T new tokens, -inf on padded keys; None if
+    nothing is masked (one new token, no padding)."""
+    end = start + width
+    if width == 1 and key_mask is None:
+        return None
+    allowed = (torch.arange(end, device=device)[None, :]
+               <= torch.arange(start, end, device=device)[:, None])[None]  # (1, T, S)
+    if key_mask is not None:
+        allowed = allowed & key_mask[:, None, :end].bool()
+    # The lowest finite value, not -inf: a padding query that sees no key gets a uniform (unused) row, not NaN.
+    bias = torch.zeros(allowed.shape, dtype=torch.float32, device=device).masked_fill(
+        ~allowed, torch.finfo(torch.float32).min)
+    return bias[:, None, None]
+
+
+class FastStep:
+    """A decode-loop Step through `FastLM` (see `oneshot_rlvr.rollout.decode.Step`)."""
+
+    def __init__(self, lm: FastLM, cache: KVCache):
+        self.lm, self.cache = lm, cache
+
+    def __call__(self, feed: Tensor, positions: Tensor, attn: Tensor | None) -> Tensor:
+        return self.lm.forward(feed, positions, self.cache, attn)
+
+    def select(self, keep: Tensor) -> None:
+        self.cache.select(keep)

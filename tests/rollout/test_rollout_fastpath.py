@@ -1,0 +1,98 @@
+"""FastLM against the Hugging Face forward it replaces: logits, KV cache, padding, greedy tokens."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from oneshot_rlvr.models.load import load_model, load_tokenizer
+from oneshot_rlvr.rollout import SamplingParams
+from oneshot_rlvr.rollout.fastpath import FastLM, unsupported_reason
+from oneshot_rlvr.rollout.hf import HFRolloutEngine
+
+PROMPTS = ["What is 2+3?", "What is 2+3?", "Solve x + 1 = 4 for x, please.", "12 * 3 ="]
+
+
+@pytest.fixture(scope="module")
+def parts(peaked_model_dir: Path) -> tuple:
+    return load_model(str(peaked_model_dir)), load_tokenizer(str(peaked_model_dir))
+
+
+def _hf_last_logits(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        return model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+
+
+def test_prefill_then_decode_matches_the_hf_forward_with_left_padding(parts: tuple) -> None:
+    model, tok = parts
+    tok.padding_side = "left"
+    enc = tok(PROMPTS[1:], return_tensors="pt", padding=True, add_special_tokens=False)
+    ids, mask = enc.input_ids, enc.attention_mask
+    assert not bool(mask.all())  # the check covers padded rows
+    lm = FastLM.from_model(model)
+    cache = lm.new_cache(ids.shape[0], ids.shape[1] + 4)
+    fast = lm.forward(ids, (mask.cumsum(-1) - 1).clamp(min=0), cache, mask)
+    torch.testing.assert_close(fast, _hf_last_logits(model, ids, mask), atol=1e-4, rtol=1e-4)
+    # Three decode steps of one token each, through the cache.
+    for t in range(3):
+        nxt = fast.argmax(-1, keepdim=True)
+        ids, mask = torch.cat([ids, nxt], 1), torch.cat([mask, torch.ones_like(nxt)], 1)
+        fast = lm.forward(nxt, (mask.cumsum(-1) - 1).clamp(min=0)[:, -1:], cache, mask)
+        torch.testing.assert_close(fast, _hf_last_logits(model, ids, mask), atol=1e-4, rtol=1e-4, msg=f"step {t}")
+
+
+def test_dropping_rows_keeps_the_others_exact(parts: tuple) -> None:
+    model, tok = parts
+    enc = tok(["12 * 3 =", "45 - 6 ="], return_tensors="pt", padding=True, add_special_tokens=False)
+    ids, mask = enc.input_ids, enc.attention_mask
+    lm = FastLM.from_model(model)
+    cache = lm.new_cache(2, ids.shape[1] + 2)
+    first = lm.forward(ids, (mask.cumsum(-1) - 1).clamp(min=0), cache, mask)
+    cache.select(torch.tensor([1]))
+    nxt = first[1:].argmax(-1, keepdim=True)
+    ids1, mask1 = torch.cat([ids[1:], nxt], 1), torch.cat([mask[1:], torch.ones_like(nxt)], 1)
+    out = lm.forward(nxt, (mask1.cumsum(-1) - 1).clamp(min=0)[:, -1:], cache, mask1)
+    torch.testing.assert_close(out, _hf_last_logits(model, ids1, mask1), atol=1e-4, rtol=1e-4)
+
+
+def test_engine_gives_the_hf_greedy_tokens_with_and_without_shared_prefill(parts: tuple) -> None:
+    model, tok = parts
+    greedy = SamplingParams(temperature=0, max_new_tokens=12)
+    hf = HFRolloutEngine(model, tok, fast=False).generate(PROMPTS, 2, greedy)
+    for share in (True, False):
+        fast = HFRolloutEngine(model, tok, fast=True, share_prefill=share).generate(PROMPTS, 2, greedy)
+        assert torch.equal(fast.response_ids, hf.response_ids) and fast.texts == hf.texts
+    assert len(set(hf.texts)) > 1  # different prompts, different answers: the comparison can fail
+
+
+def test_bf16_copy_tracks_the_trained_weights_after_sync(parts: tuple) -> None:
+    model, tok = parts
+    policy = copy.deepcopy(model)
+    engine = HFRolloutEngine(policy, tok, fast=True, dtype=torch.bfloat16)
+    lm = engine._fast
+    assert lm is not None and lm.layers[0].qkv.dtype == torch.bfloat16
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    engine.sync(policy)
+    assert engine._fast is lm  # refreshed in place, not rebuilt
+    q = policy.get_decoder().layers[0].self_attn.q_proj.weight
+    torch.testing.assert_close(lm.layers[0].qkv[: q.shape[0]].float(), q.detach().bfloat16().float())
+    torch.testing.assert_close(lm.head.float(), policy.get_output_embeddings().weight.detach().bfloat16().float())
+
+
+def test_models_it_does_not_cover_are_named(parts: tuple) -> None:
+    model, tok = parts
+    assert unsupported_reason(model) is None
+    other = copy.deepcopy(model)
+    other.config.model_type = "gpt2"
+    assert "gpt2" in str(unsupported_reason(other))
+    with pytest.raises(ValueError, match="gpt2"):
+        HFRolloutEngine(other, tok, fast=True)
+    # fast=None falls back to the Hugging Face forward instead of failing.
+    out = HFRolloutEngine(other, tok).generate(PROMPTS[:1], 1, SamplingParams(temperature=0, max_new_tokens=4))
+    assert len(out) == 1
