@@ -225,7 +225,7 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--tokens", type=int, default=None, help="response length (default 128 on cpu, 512 on cuda)")
-    p.add_argument("--micro", type=int, default=None, help="our micro-batch rows (default 64 cpu, 16 cuda)")
+    p.add_argument("--micro", type=int, default=None, help="our micro-batch rows (default 16)")
     p.add_argument("--autocast", choices=("bf16", "none"), default=None,
                    help="bf16 mixed precision on both sides (default; TRL's default too) or none (fp32)")
     p.add_argument("--rollout-dtype", choices=("bf16", "fp32"), default=None,
@@ -240,7 +240,7 @@ def main() -> None:
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = p.parse_args()
     args.tokens = args.tokens or (512 if args.device == "cuda" else 128)
-    args.micro = args.micro or (16 if args.device == "cuda" else 64)
+    args.micro = args.micro or 16
     args.autocast = args.autocast or "bf16"
     args.rollout_dtype = args.rollout_dtype or "bf16"
     if args.worker:

@@ -287,3 +287,68 @@ def test_peak_memory_stays_below_one_copy_of_the_logits() -> None:
     assert chunked.largest < full_logits_bytes / 4
     assert chunked.peak < full_logits_bytes
     assert chunked.peak < naive.peak / 4
+
+
+def shared_prompt_batch(vocab: int, pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Four rows of one 5-token prompt (the 1-shot batch) with responses of 6, 2, 4, 1 tokens, right-padded."""
+    gen = torch.Generator().manual_seed(2)
+    prompt = torch.randint(0, vocab, (5,), generator=gen)
+    ids = torch.full((4, 11), pad)
+    attention, response = torch.zeros_like(ids), torch.zeros_like(ids)
+    for row, r in enumerate([6, 2, 4, 1]):
+        ids[row, :5] = prompt
+        ids[row, 5 : 5 + r] = torch.randint(0, vocab, (r,), generator=gen)
+        attention[row, : 5 + r] = 1
+        response[row, 5 : 5 + r] = 1
+    return ids, attention, response
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_shared_prompt_runs_once_and_matches_naive(tiny_model_dir: Path, lora: bool,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers.models.qwen2 import modeling_qwen2
+
+    from oneshot_rlvr.algo import logprobs as lp_module
+
+    # Hugging Face's RMSNorm computes in float32 even in a float64 model; its rounding (1e-7) depends on how
+    # the batch is laid out, which would hide a real error. Normalise in float64 so the paths must agree exactly.
+    def rms_norm_f64(self: Any, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+    monkeypatch.setattr(modeling_qwen2.Qwen2RMSNorm, "forward", rms_norm_f64)
+    model = load(tiny_model_dir)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    ids, attention, response = shared_prompt_batch(model.config.vocab_size, model.config.pad_token_id)
+    calls = []
+    real = lp_module._prefix_once
+    monkeypatch.setattr(lp_module, "_prefix_once", lambda *a: calls.append(a[-1]) or real(*a))
+    results = []
+    for fn in (sequence_logprobs_naive, token_logprobs):
+        model.zero_grad(set_to_none=True)
+        logp, entropy = fn(model, ids, attention, response, temperature=0.6)
+        (logp.sum() + 0.5 * entropy.sum()).backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        results.append((logp.detach(), entropy.detach(), grads))
+    assert calls == [5]  # the shared path ran, with the 5-token prompt
+    (naive_lp, naive_ent, naive_g), (lp, ent, g) = results
+    torch.testing.assert_close(lp, naive_lp, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ent, naive_ent, rtol=1e-10, atol=1e-12)
+    for a, b in zip(g, naive_g, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_prefix_is_not_shared_when_prompts_differ(model64: Any) -> None:
+    from oneshot_rlvr.algo.logprobs import _shared_prefix_length
+
+    ids, attention, response = shared_prompt_batch(model64.config.vocab_size, model64.config.pad_token_id)
+    body = model64.get_decoder()
+    assert _shared_prefix_length(body, ids, attention, response.bool()) == 5
+    other = ids.clone()
+    other[2, 3] = (other[2, 3] + 1) % model64.config.vocab_size
+    assert _shared_prefix_length(body, other, attention, response.bool()) == 0
+    padded = attention.clone()
+    padded[1, 0] = 0
+    assert _shared_prefix_length(body, ids, padded, response.bool()) == 0

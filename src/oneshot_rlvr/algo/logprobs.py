@@ -6,6 +6,11 @@ log_softmax, softmax and their gradients each want as much again. Here the decod
 only the positions that predict a response token are kept, and the output projection, log_softmax,
 gather and entropy run on ``chunk`` of those positions at a time under activation checkpointing, so
 forward and backward each hold at most one (chunk, V) block of logits at a time.
+
+In 1-shot RLVR every row starts with the same prompt. When all rows share their tokens up to the first
+response token, the prompt runs once (one row) and its keys and values are broadcast to every row as a
+cache, so the body computes the shared prefix once instead of once per row, in both passes; gradients
+flow back through the broadcast into the single prompt pass.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def token_logprobs(
     *,
     temperature: float = 1.0,
     chunk: int | None = None,
+    share_prefix: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Log-probs and entropies of the response tokens under ``model``, logits divided by temperature.
 
@@ -83,6 +89,8 @@ def token_logprobs(
         chunk: output positions whose (chunk, V) logits are computed at a time; None picks the most
             positions whose float32 logits fit in ``LOGITS_BUDGET`` elements (128 MB). When everything
             fits in one chunk it is not recomputed in the backward pass (small vocabularies).
+        share_prefix: run a prompt shared by every row once (see the module docstring); the result is
+            the same either way.
 
     Returns:
         (logp, entropy), both (B, T) and aligned with ``input_ids``: entry t is
@@ -103,8 +111,12 @@ def token_logprobs(
         raise RlvrError("token_logprobs: models with final_logit_softcapping are not supported")
     body, head = lm.get_decoder(), lm.get_output_embeddings()
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    out = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
-    hidden: Tensor = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    prefix = _shared_prefix_length(body, input_ids, attention_mask, response) if share_prefix else 0
+    if prefix:
+        hidden = _prefix_once(body, input_ids, attention_mask, position_ids, prefix)
+    else:
+        out = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
     # Hidden state t-1 predicts token t: keep only the predictions of response tokens.
     targets_at = response[:, 1:]
@@ -135,3 +147,51 @@ def token_logprobs(
         full = hidden.new_zeros(batch, width, dtype=dtype)
         results.append(full.index_put((rows, cols), values.to(dtype)))
     return results[0], results[1]
+
+
+def _shared_prefix_length(body: nn.Module, input_ids: Tensor, attention_mask: Tensor, response: Tensor) -> int:
+    """Columns before the first response token when every row has the same unpadded tokens there, else 0.
+
+    0 also when sharing cannot work: one row, a one-token prefix, or activation checkpointing (Hugging
+    Face turns the cache off in training then)."""
+    if input_ids.shape[0] < 2 or (getattr(body, "gradient_checkpointing", False) and body.training):
+        return 0
+    any_response = response.any(dim=0).nonzero()
+    prefix = int(any_response[0]) if len(any_response) else 0
+    if prefix < 2:
+        return 0
+    head = input_ids[:, :prefix]
+    if not bool((head == head[:1]).all() and attention_mask[:, :prefix].bool().all()):
+        return 0
+    return prefix
+
+
+def _prefix_once(body: nn.Module, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
+                 prefix: int) -> Tensor:
+    """Hidden states (B, T, H) with the shared first `prefix` columns computed for one row only."""
+    from transformers import DynamicCache
+
+    batch = input_ids.shape[0]
+    cache = DynamicCache()
+    keyword = _cache_keyword(body)
+    first = body(input_ids=input_ids[:1, :prefix], position_ids=position_ids[:1, :prefix], use_cache=True,
+                 **{keyword: cache})
+    layers = getattr(cache, "layers", None)
+    if layers is None or not all(hasattr(layer, "keys") for layer in layers):
+        raise RlvrError("token_logprobs: this transformers version's cache has no per-layer keys; "
+                        "pass share_prefix=False")
+    for layer in layers:  # a broadcast view: no copy, and gradients from every row sum into the one prompt pass
+        layer.keys = layer.keys.expand(batch, -1, -1, -1)
+        layer.values = layer.values.expand(batch, -1, -1, -1)
+    rest = body(input_ids=input_ids[:, prefix:], attention_mask=attention_mask, position_ids=position_ids[:, prefix:],
+                use_cache=True, **{keyword: cache})
+    head: Tensor = first.last_hidden_state if hasattr(first, "last_hidden_state") else first[0]
+    tail: Tensor = rest.last_hidden_state if hasattr(rest, "last_hidden_state") else rest[0]
+    return torch.cat([head.expand(batch, -1, -1), tail], dim=1)
+
+
+def _cache_keyword(module: nn.Module) -> str:
+    """`cache` in recent transformers, `past_key_values` before the rename."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
