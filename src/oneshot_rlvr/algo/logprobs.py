@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.models.load import cache_keyword
 
 LOGITS_BUDGET = 2**25
 """Elements of one float32 logits block (128 MB): about 220 positions of Qwen2.5's 151,936-way vocabulary."""
@@ -173,7 +174,7 @@ def _prefix_once(body: nn.Module, input_ids: Tensor, attention_mask: Tensor, pos
 
     batch = input_ids.shape[0]
     cache = DynamicCache()
-    keyword = _cache_keyword(body)
+    keyword = cache_keyword(body)
     first = body(input_ids=input_ids[:1, :prefix], position_ids=position_ids[:1, :prefix], use_cache=True,
                  **{keyword: cache})
     layers = getattr(cache, "layers", None)
@@ -189,9 +190,3 @@ def _prefix_once(body: nn.Module, input_ids: Tensor, attention_mask: Tensor, pos
     tail: Tensor = rest.last_hidden_state if hasattr(rest, "last_hidden_state") else rest[0]
     return torch.cat([head.expand(batch, -1, -1), tail], dim=1)
 
-
-def _cache_keyword(module: nn.Module) -> str:
-    """`cache` in recent transformers, `past_key_values` before the rename."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"

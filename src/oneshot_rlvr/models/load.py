@@ -127,6 +127,18 @@ def _add_lora(model: Any, opts: LoadOptions, adapter: str | None) -> Any:
     return get_peft_model(model, config)
 
 
+def cache_keyword(model: Any) -> str:
+    """The forward's KV-cache keyword: `cache` in recent transformers, `past_key_values` before the rename.
+
+    A peft wrapper forwards **kwargs, so the model it wraps is asked."""
+    import inspect
+
+    base = getattr(model, "get_base_model", None)
+    if callable(base):
+        model = base()
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
     """Token ids that end a response: the tokenizer's EOS, the model's EOS ids, and chat end markers."""
     ids: set[int] = set()

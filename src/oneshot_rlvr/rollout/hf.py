@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from oneshot_rlvr.models.load import stop_token_ids
+from oneshot_rlvr.models.load import cache_keyword, stop_token_ids
 from oneshot_rlvr.rollout.base import Rollouts, SamplingParams, concat_rollouts
 from oneshot_rlvr.rollout.decode import HFStep, Step, decode, make_cache
 from oneshot_rlvr.rollout.fastpath import FastLM, FastStep, unsupported_reason
@@ -125,7 +125,7 @@ class HFRolloutEngine:
         try:
             if self.use_generate:
                 if shared is not None:  # generate follows the forward's cache keyword rename
-                    kwargs[_cache_keyword(model.forward)] = self._hf_prefill(DynamicCache(), ids, mask, *shared)
+                    kwargs[cache_keyword(model)] = self._hf_prefill(DynamicCache(), ids, mask, *shared)
                 resp = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **kwargs)[:, ids.shape[1] :]
             else:
                 step = self._step(ids, mask, sampling, shared)
@@ -143,7 +143,7 @@ class HFRolloutEngine:
             cache = make_cache(capacity)
             if shared is not None:
                 self._hf_prefill(cache, ids, mask, *shared)
-            return HFStep(self.model, cache, _cache_keyword(self.model.forward))
+            return HFStep(self.model, cache, cache_keyword(self.model))
         if shared is None:
             return FastStep(self._fast, self._fast.new_cache(ids.shape[0], capacity))
         unique, slots = shared
@@ -160,7 +160,7 @@ class HFRolloutEngine:
         u_ids, u_mask = ids[unique, :-1], mask[unique, :-1]
         position_ids = (u_mask.cumsum(-1) - 1).clamp(min=0)
         self.model(input_ids=u_ids, attention_mask=u_mask, position_ids=position_ids,
-                   use_cache=True, **{_cache_keyword(self.model.forward): cache})
+                   use_cache=True, **{cache_keyword(self.model): cache})
         cache.batch_select_indices(slots)
         return cache
 
@@ -191,17 +191,6 @@ def _shared_rows(rows: list[str], ids: torch.Tensor) -> tuple[torch.Tensor, torc
     slot = {text: k for k, text in enumerate(first_row)}
     return (torch.tensor(list(first_row.values()), device=ids.device),
             torch.tensor([slot[t] for t in rows], device=ids.device))
-
-
-def _cache_keyword(fn: Any) -> str:
-    """`cache` in recent transformers, `past_key_values` before the rename."""
-    import inspect
-
-    owner = getattr(fn, "__self__", None)
-    base = getattr(owner, "get_base_model", None)
-    if callable(base):  # a peft wrapper forwards **kwargs: ask the model it wraps
-        fn = base().forward
-    return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
 
 
 __all__ = ["HFRolloutEngine", "concat_rollouts"]
