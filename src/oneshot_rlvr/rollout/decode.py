@@ -142,12 +142,12 @@ def decode(
     feed, feed_pos = (ids[:, -1:], positions[:, -1:]) if prefilled else (ids, positions)
     stops = torch.tensor(stop_ids, device=device)
     active = torch.arange(batch, device=device)  # original row of each row still decoding
-    seq, attn, pos = ids, mask, positions[:, -1:]
-    # No padding anywhere (the 1-shot batch: one prompt repeated): let attention skip the mask entirely.
-    unpadded = bool(mask.all())
+    # No padding anywhere (the 1-shot batch: one prompt repeated): attention skips the mask, and it is not kept.
+    attn: torch.Tensor | None = None if bool(mask.all()) else mask
+    seq, pos = ids, positions[:, -1:]
     steps = 0
     for t in range(sampling.max_new_tokens):
-        logits = step(feed, feed_pos, None if unpadded else attn)
+        logits = step(feed, feed_pos, attn)
         for proc in processors or ():
             logits = proc(seq, logits)
         token = sample_next(logits, sampling)
@@ -159,9 +159,11 @@ def decode(
         if not bool(running.all()):  # compact: finished rows leave the batch and the cache
             keep = running.nonzero().squeeze(-1)
             step.select(keep)
-            active, token, attn, pos, seq = active[keep], token[keep], attn[keep], pos[keep], seq[keep]
+            active, token, pos, seq = active[keep], token[keep], pos[keep], seq[keep]
+            attn = attn[keep] if attn is not None else None
         seq = torch.cat([seq, token[:, None]], dim=1) if processors else seq
-        attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
+        if attn is not None:
+            attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
         pos = pos + 1
         feed, feed_pos = token[:, None], pos
     return out[:, :steps]

@@ -148,17 +148,15 @@ class HFRolloutEngine:
             return FastStep(self._fast, self._fast.new_cache(ids.shape[0], capacity))
         unique, slots = shared
         fast_cache = self._fast.new_cache(len(unique), capacity)
-        u_ids, u_mask = ids[unique, :-1], mask[unique, :-1]
-        self._fast.forward(u_ids, (u_mask.cumsum(-1) - 1).clamp(min=0), fast_cache,
-                           None if bool(u_mask.all()) else u_mask)
+        u_ids, u_mask, positions = _prefix(ids, mask, unique)
+        self._fast.forward(u_ids, positions, fast_cache, None if bool(u_mask.all()) else u_mask)
         fast_cache.select(slots)
         return FastStep(self._fast, fast_cache)
 
     def _hf_prefill(self, cache: Any, ids: torch.Tensor, mask: torch.Tensor, unique: torch.Tensor,
                     slots: torch.Tensor) -> Any:
         """`cache` filled with all but the last token of each distinct prompt, then copied to its rows."""
-        u_ids, u_mask = ids[unique, :-1], mask[unique, :-1]
-        position_ids = (u_mask.cumsum(-1) - 1).clamp(min=0)
+        u_ids, u_mask, position_ids = _prefix(ids, mask, unique)
         self.model(input_ids=u_ids, attention_mask=u_mask, position_ids=position_ids,
                    use_cache=True, **{cache_keyword(self.model): cache})
         cache.batch_select_indices(slots)
@@ -179,6 +177,12 @@ class HFRolloutEngine:
             texts.append(self.tokenizer.decode(body, skip_special_tokens=True))
         reasons = ["eos" if d else "length" for d in finished.tolist()]
         return Rollouts(ids.cpu(), mask.cpu(), resp.cpu(), resp_mask.cpu(), texts, reasons, n=1)
+
+
+def _prefix(ids: torch.Tensor, mask: torch.Tensor, unique: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Tokens, mask and positions of all but the last token of the distinct prompts (the shared prefill)."""
+    u_ids, u_mask = ids[unique, :-1], mask[unique, :-1]
+    return u_ids, u_mask, (u_mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def _shared_rows(rows: list[str], ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
