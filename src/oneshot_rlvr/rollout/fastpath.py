@@ -114,14 +114,14 @@ class FastLM:
 
     def refresh(self, model: Any) -> None:
         """Copy the current values of `model`'s weights (same architecture) into the fused buffers."""
-        fresh = _weights(model, None)
-        with torch.no_grad():
-            pairs = [(getattr(self, name), fresh[name]) for name in ("embed", "norm", "head", "head_bias")]
-            for mine, new in zip(self.layers, fresh["layers"], strict=True):
-                pairs += [(getattr(mine, name), value) for name, value in vars(new).items()]
-            for dst, src in pairs:
-                if dst is not None and dst.data_ptr() != src.data_ptr():  # (shared with the model: nothing to do)
-                    dst.copy_(src)
+        top, layers = _parts(model)
+        with torch.no_grad():  # straight into the fused buffers: no concatenated temporaries
+            for name, parts in top.items():
+                if not (name == "head" and self.head is self.embed):  # tied: copied once, as the embedding
+                    _copy_parts(getattr(self, name), parts)
+            for mine, layer in zip(self.layers, layers, strict=True):
+                for name, parts in layer.items():
+                    _copy_parts(getattr(mine, name), parts)
 
     def new_cache(self, batch: int, capacity: int) -> KVCache:
         shape = (batch, self.kv_heads, capacity, self.head_dim)
@@ -173,39 +173,70 @@ class FastLM:
         return F.linear(_rms_norm(x[:, -1], self.norm, self.eps), self.head, self.head_bias)
 
 
-def _weights(model: Any, dtype: torch.dtype | None) -> dict[str, Any]:
-    """The model's weights as FastLM fields; `dtype` None keeps each tensor as it is (for refresh)."""
+Parts = list[Tensor] | None
+"""The model tensors one fused FastLM field is made of, stacked along dim 0 (None: the field is absent)."""
 
-    def conv(t: Tensor) -> Tensor:
-        return t.detach() if dtype is None or t.dtype == dtype else t.detach().to(dtype)
 
-    def opt(t: Tensor | None) -> Tensor | None:
-        return None if t is None else conv(t)
+def _parts(model: Any) -> tuple[dict[str, Parts], list[dict[str, Parts]]]:
+    """The model's tensors behind each FastLM field, and behind each layer's `_Layer` fields."""
 
-    def cat(*ts: Tensor) -> Tensor:
-        return conv(torch.cat([t.detach() for t in ts]))
+    def one(t: Tensor | None) -> Parts:
+        return None if t is None else [t.detach()]
 
-    def cat_bias(*linears: Any) -> Tensor | None:
+    def biases(*linears: Any) -> Parts:
         if all(lin.bias is None for lin in linears):
             return None  # (a missing bias beside present ones counts as zeros)
-        return cat(*(lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.out_features) for lin in linears))
+        return [(lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.out_features)).detach()
+                for lin in linears]
 
     body = model.get_decoder()
-    head, embed_module = model.get_output_embeddings(), model.get_input_embeddings()
-    embed = conv(embed_module.weight)
+    head = model.get_output_embeddings()
+    top = {"embed": one(model.get_input_embeddings().weight), "norm": one(body.norm.weight),
+           "head": one(head.weight), "head_bias": one(getattr(head, "bias", None))}
     layers = []
     for block in body.layers:
         a, m = block.self_attn, block.mlp
-        layers.append(_Layer(
-            norm_in=conv(block.input_layernorm.weight), qkv=cat(a.q_proj.weight, a.k_proj.weight, a.v_proj.weight),
-            qkv_bias=cat_bias(a.q_proj, a.k_proj, a.v_proj), o=conv(a.o_proj.weight), o_bias=opt(a.o_proj.bias),
-            norm_post=conv(block.post_attention_layernorm.weight), gate_up=cat(m.gate_proj.weight, m.up_proj.weight),
-            gate_up_bias=cat_bias(m.gate_proj, m.up_proj), down=conv(m.down_proj.weight),
-            down_bias=opt(m.down_proj.bias),
-        ))
-    return {"embed": embed, "norm": conv(body.norm.weight),
-            "head": embed if head.weight is embed_module.weight else conv(head.weight),  # tied: one copy
-            "head_bias": opt(getattr(head, "bias", None)), "layers": layers}
+        layers.append({
+            "norm_in": one(block.input_layernorm.weight),
+            "qkv": [a.q_proj.weight.detach(), a.k_proj.weight.detach(), a.v_proj.weight.detach()],
+            "qkv_bias": biases(a.q_proj, a.k_proj, a.v_proj), "o": one(a.o_proj.weight), "o_bias": one(a.o_proj.bias),
+            "norm_post": one(block.post_attention_layernorm.weight),
+            "gate_up": [m.gate_proj.weight.detach(), m.up_proj.weight.detach()],
+            "gate_up_bias": biases(m.gate_proj, m.up_proj), "down": one(m.down_proj.weight),
+            "down_bias": one(m.down_proj.bias),
+        })
+    return top, layers
+
+
+def _weights(model: Any, dtype: torch.dtype) -> dict[str, Any]:
+    """FastLM's weight fields: each field's parts concatenated in `dtype` (a single part already in `dtype`
+    is shared with the model, not copied; tied input and output embeddings stay one tensor)."""
+
+    def fuse(parts: Parts) -> Tensor | None:
+        if parts is None:
+            return None
+        whole = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return whole if whole.dtype == dtype else whole.to(dtype)
+
+    top, layers = _parts(model)
+    fields: dict[str, Any] = {name: fuse(parts) for name, parts in top.items()}
+    if model.get_output_embeddings().weight is model.get_input_embeddings().weight:
+        fields["head"] = fields["embed"]
+    fused: list[dict[str, Any]] = [{name: fuse(parts) for name, parts in layer.items()} for layer in layers]
+    fields["layers"] = [_Layer(**layer) for layer in fused]
+    return fields
+
+
+def _copy_parts(dst: Tensor | None, parts: Parts) -> None:
+    """Copy `parts` into their rows of the fused `dst`, skipping a part `dst` already shares."""
+    if dst is None or parts is None:
+        return
+    start = 0
+    for part in parts:
+        rows = dst[start : start + part.shape[0]]
+        if rows.data_ptr() != part.data_ptr():
+            rows.copy_(part)
+        start += part.shape[0]
 
 
 def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
