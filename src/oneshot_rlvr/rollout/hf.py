@@ -55,11 +55,11 @@ class HFRolloutEngine:
 
     def sync(self, model: Any) -> None:
         """Sample from `model`'s current weights from now on."""
+        if self._fast is not None and self._fast_of is model:  # every step of training: new values only
+            self._fast.refresh(model)
+            return
         if self._use_fast(model):
-            if self._fast is None or self._fast_of is not model:
-                self._fast, self._fast_of = FastLM.from_model(model, self.dtype), model
-            else:
-                self._fast.refresh(model)
+            self._fast, self._fast_of = FastLM.from_model(model, self.dtype), model
             self.model = model  # the fused copy samples; no second Hugging Face copy is needed
             return
         self._fast = None
