@@ -116,3 +116,19 @@ def test_bad_mix_is_refused() -> None:
         CorpusMix(careless=0, careful=0, check=0)
     with pytest.raises(RlvrError, match="careless"):
         CorpusMix(careless=-1)
+
+
+def test_careless_weight_can_differ_by_family() -> None:
+    mix = CorpusMix(careless_linear=3.0, careless_word=0.0)
+    docs = list(itertools.islice(iter_documents(5, mix), 3000))
+    share = {f: sum(d.style == "careless" for d in docs if d.family == f) / sum(d.family == f for d in docs)
+             for f in ("linear", "word", "arithmetic")}
+    assert abs(share["linear"] - 3.0 / 3.3) < 0.05
+    assert share["word"] == 0.0
+    assert abs(share["arithmetic"] - mix.careless) < 0.06
+    # Unset, the per-family weights leave the stream exactly as it was.
+    same = CorpusMix(careless_linear=None)
+    assert [d.response for d in itertools.islice(iter_documents(5, same), 200)] == \
+        [d.response for d in itertools.islice(iter_documents(5), 200)]
+    with pytest.raises(RlvrError, match="on word problems"):
+        CorpusMix(careless_word=0.0, careful=0.0, check=0.0)

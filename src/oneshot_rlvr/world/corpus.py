@@ -70,21 +70,38 @@ class CorpusMix:
     """Weight of the training prompt (problem + step-by-step suffix, `oneshot-train`)."""
     template_plain: float = 0.10
     """Weight of the bare problem as prompt (`plain`)."""
+    careless_arithmetic: float | None = None
+    """Weight of the careless style on arithmetic problems (None: `careless`); likewise for each family
+    below. Unequal weights make the base model more careless on some families than on others."""
+    careless_linear: float | None = None
+    careless_word: float | None = None
+    careless_remainder: float | None = None
+    careless_function: float | None = None
+
+    def careless_for(self, family: str) -> float:
+        """The careless weight on problems of `family`."""
+        value = getattr(self, f"careless_{family}", None)
+        return self.careless if value is None else value
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if value is None:
+                continue
             is_weight = f.name in _WEIGHTS
             if value < 0 or (not is_weight and value > 1):
                 kind = "a weight >= 0" if is_weight else "a probability in [0, 1]"
                 raise RlvrError(f"corpus mix: {f.name} must be {kind}, got {value}")
-        if self.careless + self.careful + self.check <= 0:
-            raise RlvrError("corpus mix: the style weights careless + careful + check must sum to more than 0")
+        for family in FAMILIES:
+            if self.careless_for(family) + self.careful + self.check <= 0:
+                raise RlvrError(f"corpus mix: the style weights careless + careful + check must sum to more than 0"
+                                f" (on {family} problems)")
         if self.template_eval + self.template_train + self.template_plain <= 0:
             raise RlvrError("corpus mix: the template weights must sum to more than 0")
 
 
-_WEIGHTS = frozenset({"careless", "careful", "check", "template_eval", "template_train", "template_plain"})
+_WEIGHTS = frozenset({"careless", "careful", "check", "template_eval", "template_train", "template_plain",
+                      *(f"careless_{family}" for family in FAMILIES)})
 
 
 @dataclass(frozen=True)
@@ -149,7 +166,7 @@ def careful_text(rng: random.Random, steps: Sequence[Step], mix: CorpusMix, chec
 
 def make_document(question: str, family: str, steps: Sequence[Step], rng: random.Random, mix: CorpusMix) -> Document:
     """Draw a style, a prompt template and a final-answer format for one problem, and render them."""
-    style = rng.choices(STYLES, weights=(mix.careless, mix.careful, mix.check))[0]
+    style = rng.choices(STYLES, weights=(mix.careless_for(family), mix.careful, mix.check))[0]
     template = rng.choices(("qwen25-math-cot", "oneshot-train", "plain"),
                            weights=(mix.template_eval, mix.template_train, mix.template_plain))[0]
     if style == "careless":
