@@ -214,11 +214,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         val_every=20, template="oneshot-train", val_template="qwen25-math-cot",
     ),
     # The bundled tiny world on a CPU (what `rlvr demo` trains with): minutes, not hours. bf16 autocast over
-    # float32 weights (as the paper) halves the update's time on a CPU; rollouts sample in float32.
+    # float32 weights (as the paper) halves the update's time on a CPU; rollouts sample in float32 at the
+    # paper's temperature. 80 steps leave room after the example saturates (about step 25).
     "tiny-cpu": dict(
         model="builtin:tiny", device="cpu", dtype="float32", autocast="bf16", rollout_dtype="float32",
-        algo="grpo", n=8, temperature=1.0, max_new_tokens=96, max_prompt_tokens=256, lr=3e-5,
-        batch_size=16, mini_batch_size=16, micro_batch_size=32, rollout_batch_rows=128, steps=40,
+        algo="grpo", n=8, temperature=0.6, max_new_tokens=96, max_prompt_tokens=256, lr=3e-5,
+        batch_size=16, mini_batch_size=16, micro_batch_size=32, rollout_batch_rows=128, steps=80,
         save_every=10, val_every=10, kl_coef=0.001, entropy_coef=0.001, template="oneshot-train",
         val_template="qwen25-math-cot",
     ),

@@ -137,14 +137,16 @@ def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, s
     final_results, final_records = _read_eval(run, evaluated[-1])
     base_fam, final_fam = _family_table(base_records, family_of), _family_table(final_records, family_of)
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if x]
+    train_acc = [(int(m["step"]), float(m["train_accuracy"])) for m in metrics]
     return {
         "base_strict": base_results["strict_accuracy"], "final_strict": final_results["strict_accuracy"],
         "base_lenient": base_results["accuracy"], "final_lenient": final_results["accuracy"],
         "per_family": {fam: {"base_strict": base_fam[fam]["strict"], "final_strict": final_fam[fam]["strict"],
                              "base_lenient": base_fam[fam]["lenient"], "final_lenient": final_fam[fam]["lenient"]}
                        for fam in base_fam},
-        "train_example_accuracy": [m["train_accuracy"] for m in metrics],
+        "train_example_accuracy": [acc for _, acc in train_acc],
         "test_accuracy_by_step": curve,
+        "post_saturation": post_saturation(train_acc, curve),
         "validation_accuracy_by_step": [
             {"step": m["step"], "lenient": m["val_accuracy"], "strict": m.get("val_strict_accuracy")}
             for m in metrics if "val_accuracy" in m
@@ -155,6 +157,25 @@ def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, s
         "steps": steps, "seed": opts.seed, "entropy_only": opts.entropy_only,
         "test_problems": len(base_records), "wall_seconds": round(seconds, 1),
     }
+
+
+def post_saturation(train_acc: list[tuple[int, float]], curve: list[dict[str, Any]],
+                    threshold: float = 0.9) -> dict[str, Any] | None:
+    """Test accuracy when the training example first reaches `threshold` and at the best later checkpoint.
+
+    `at_saturation` is the last checkpoint at or before the saturation step (what the model could do
+    when its training example stopped teaching it much); `best_after` the best strictly later one.
+    None when the example never saturates or no checkpoint follows.
+    """
+    step = next((s for s, acc in train_acc if acc >= threshold), None)
+    if step is None:
+        return None
+    before = [c for c in curve if c["step"] <= step]
+    after = [c for c in curve if c["step"] > step]
+    if not before or not after:
+        return None
+    return {"saturation_step": step, "threshold": threshold, "at_saturation": before[-1],
+            "best_after": max(after, key=lambda c: (c["lenient"], c["strict"])), "final": curve[-1]}
 
 
 def _plots(run: Path, out: Path) -> None:
@@ -184,4 +205,13 @@ def format_summary(s: dict[str, Any]) -> str:
     lines += [row(fam, d) for fam, d in s["per_family"].items()]
     acc = s["train_example_accuracy"]
     lines += ["", f"training-example accuracy: {acc[0]:.2f} at step 1 -> {acc[-1]:.2f} at step {len(acc)}"]
+    post = s.get("post_saturation")
+    if post:
+        at, best = post["at_saturation"], post["best_after"]
+        lines.append(f"post-saturation: the example first reached {100 * post['threshold']:.0f}% at step "
+                     f"{post['saturation_step']}; test lenient {100 * at['lenient']:.1f}% (step {at['step']}) -> "
+                     f"{100 * best['lenient']:.1f}% (best later, step {best['step']}), "
+                     f"{100 * post['final']['lenient']:.1f}% at the end")
+    else:
+        lines.append("post-saturation: the example did not reach 90% before the last checkpoint")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from oneshot_rlvr.cli import main
-from oneshot_rlvr.demo import DemoOptions, format_summary, run_demo
+from oneshot_rlvr.demo import DemoOptions, format_summary, post_saturation, run_demo
 from oneshot_rlvr.errors import RlvrError
 
 SMALL = ["batch_size=2", "mini_batch_size=2", "n=2", "max_new_tokens=8", "micro_batch_size=4"]
@@ -62,3 +62,23 @@ def test_k_shot_and_whole_pool(tiny_model_dir: Path, tmp_path: Path, example: st
     # Every example got an accuracy for each finished epoch: 2 copies fill one step; the pool of 4 takes 2.
     assert sorted(history) == sorted(summary["examples"]) and all(len(v) == 1 for v in history.values())
     assert format_summary(summary).startswith(f"{expected}-shot RLVR")
+
+
+def _point(step: int, lenient: float) -> dict:
+    return {"step": step, "lenient": lenient, "strict": lenient}
+
+
+def test_post_saturation_compares_the_checkpoint_at_saturation_with_later_ones() -> None:
+    train = [(1, 0.2), (2, 0.5), (3, 0.95), (4, 0.8), (5, 1.0), (6, 1.0)]
+    curve = [_point(0, 0.1), _point(2, 0.4), _point(4, 0.7), _point(6, 0.6)]
+    post = post_saturation(train, curve)
+    assert post is not None and post["saturation_step"] == 3  # the first step at >= 90%, not the last
+    assert post["at_saturation"]["step"] == 2 and post["best_after"] == _point(4, 0.7)
+    assert post["final"] == _point(6, 0.6)
+    summary_line = format_summary({"example": {"id": "x", "family": "word"}, "steps": 6, "wall_seconds": 1,
+                                   "base_strict": 0, "final_strict": 0.6, "base_lenient": 0.1,
+                                   "final_lenient": 0.6, "per_family": {}, "train_example_accuracy":
+                                   [a for _, a in train], "post_saturation": post}).splitlines()[-1]
+    assert "step 3" in summary_line and "40.0% (step 2) -> 70.0%" in summary_line
+    assert post_saturation([(1, 0.5), (2, 0.8)], curve) is None  # never saturated
+    assert post_saturation([(1, 0.5), (6, 0.95)], curve) is None  # no checkpoint after saturation

@@ -72,3 +72,28 @@ def test_answers_problems_ending_with_eos(bundled: tuple) -> None:
     # The latent skill the world is built around: careful solving beats careless solving.
     assert sum(g.lenient for g in careful) > sum(g.lenient for g in careless)
     assert sum(g.lenient for g in careful) >= 10
+
+
+def test_base_model_is_more_careless_on_some_families(bundled: tuple) -> None:
+    # The last pretraining phase weights the careless style higher on linear, function and remainder
+    # problems: one example's lesson reaches those families later (the post-saturation picture).
+    import torch
+
+    from oneshot_rlvr.data.templates import messages_for
+    from oneshot_rlvr.world.corpus import OPENERS, render_chat
+    from oneshot_rlvr.world.problems import generate_problems
+
+    model, tok = bundled
+    careless_id = tok(OPENERS["careless"], add_special_tokens=False)["input_ids"][0]
+    careful_id = tok(OPENERS["careful"], add_special_tokens=False)["input_ids"][0]
+    share: dict[str, list[float]] = {}
+    for p in generate_problems("val", 100, seed=3):
+        ids = tok(render_chat(messages_for(p.question, "qwen25-math-cot")), return_tensors="pt",
+                  add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, -1, [careless_id, careful_id]].float()
+        share.setdefault(p.family, []).append(float(logits.softmax(-1)[0]))
+    mean = {f: sum(v) / len(v) for f, v in share.items()}
+    near, far = ("arithmetic", "word"), ("linear", "function", "remainder")
+    assert all(mean[f] > 0.5 for f in mean)  # greedy decoding is careless on every family
+    assert min(mean[f] for f in far) > max(mean[f] for f in near) + 0.05, mean

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--example", default=None,
                         help="training example id(s) from the world's pool: train-NNNNN, several comma-separated "
                         "(k-shot), or all")
-    parser.add_argument("--steps", type=int, default=None, help="RL steps (default 40)")
+    parser.add_argument("--steps", type=int, default=None, help="RL steps (default 80, the tiny-cpu preset)")
     parser.add_argument("--entropy-only", action="store_true", help="the paper's ablation: no reward term")
     parser.add_argument("--test-problems", type=int, default=250, help="size of the held-out test split")
     parser.add_argument("--eval-every", type=int, default=10, help="evaluate a checkpoint every K steps (default 10)")

@@ -2,7 +2,8 @@
 but unreliable skill.
 
 Each document is one problem of the `pretrain` split and one response, drawn in a STYLE that is
-chosen independently of the problem's family and announced by the response's first words:
+announced by the response's first words (the careless style's weight may differ by family,
+`CorpusMix.careless_<family>`; nothing else about the style depends on the problem):
 
 - careless ("This is simple."): one line of compact computations, at most two of them. On a
   three-step problem it therefore stops one step early and reports the intermediate value (a
