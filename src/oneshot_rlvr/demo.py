@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.report.plots import SATURATION  # (matplotlib itself is imported only to draw)
 
 log = logging.getLogger("oneshot_rlvr.demo")
 
@@ -160,7 +161,7 @@ def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, s
 
 
 def post_saturation(train_acc: list[tuple[int, float]], curve: list[dict[str, Any]],
-                    threshold: float = 0.9) -> dict[str, Any] | None:
+                    threshold: float = SATURATION) -> dict[str, Any] | None:
     """Test accuracy when the training example first reaches `threshold` and at the best later checkpoint.
 
     `at_saturation` is the last checkpoint at or before the saturation step (what the model could do
@@ -213,5 +214,5 @@ def format_summary(s: dict[str, Any]) -> str:
                      f"{100 * best['lenient']:.1f}% (best later, step {best['step']}), "
                      f"{100 * post['final']['lenient']:.1f}% at the end")
     else:
-        lines.append("post-saturation: the example did not reach 90% before the last checkpoint")
+        lines.append(f"post-saturation: the example did not reach {100 * SATURATION:.0f}% before the last checkpoint")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 from collections import Counter
@@ -126,9 +127,11 @@ def test_careless_weight_can_differ_by_family() -> None:
     assert abs(share["linear"] - 3.0 / 3.3) < 0.05
     assert share["word"] == 0.0
     assert abs(share["arithmetic"] - mix.careless) < 0.06
-    # Unset, the per-family weights leave the stream exactly as it was.
-    same = CorpusMix(careless_linear=None)
-    assert [d.response for d in itertools.islice(iter_documents(5, same), 200)] == \
-        [d.response for d in itertools.islice(iter_documents(5), 200)]
+    # Unset, the per-family weights leave the stream exactly as it was before they existed (the digest
+    # was taken with that earlier code): the bundled model's first two phases stay reproducible.
+    digest = hashlib.sha256()
+    for d in itertools.islice(iter_documents(5), 300):
+        digest.update((d.prompt + d.response).encode())
+    assert digest.hexdigest()[:16] == "ab6841bb303d49a4"
     with pytest.raises(RlvrError, match="on word problems"):
         CorpusMix(careless_word=0.0, careful=0.0, check=0.0)
