@@ -96,3 +96,44 @@ def test_models_it_does_not_cover_are_named(parts: tuple) -> None:
     # fast=None falls back to the Hugging Face forward instead of failing.
     out = HFRolloutEngine(other, tok).generate(PROMPTS[:1], 1, SamplingParams(temperature=0, max_new_tokens=4))
     assert len(out) == 1
+
+
+def test_prepacked_bf16_weights_give_the_plain_matmul_results_and_follow_refresh(
+    parts: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oneshot_rlvr.rollout import fastpath
+
+    model, tok = parts
+    policy = copy.deepcopy(model)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    ids, mask = enc.input_ids, enc.attention_mask
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+    def run(lm: FastLM) -> list[torch.Tensor]:
+        cache = lm.new_cache(ids.shape[0], ids.shape[1] + 2)
+        first = lm.forward(ids, positions, cache, mask)  # prefill: many rows per matmul
+        nxt = first.argmax(-1, keepdim=True)
+        step_mask = torch.cat([mask, torch.ones_like(nxt)], 1)
+        return [first, lm.forward(nxt, positions[:, -1:] + 1, cache, step_mask)]  # one row each
+
+    packed = FastLM.from_model(policy, torch.bfloat16)
+    if not packed.layers[0].packed:
+        pytest.skip("this PyTorch build has no oneDNN weight packing")
+    assert set(packed.layers[0].packed) == {"qkv", "o", "gate_up", "down"} and packed.head_packed is not None
+    monkeypatch.setattr(fastpath, "_pack", lambda weight: None)
+    plain = FastLM.from_model(policy, torch.bfloat16)
+    assert not plain.layers[0].packed
+    for a, b in zip(run(packed), run(plain), strict=True):
+        torch.testing.assert_close(a, b, atol=2e-2, rtol=2e-2)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    monkeypatch.undo()
+    before = run(packed)
+    packed.refresh(policy)
+    monkeypatch.setattr(fastpath, "_pack", lambda weight: None)
+    plain.refresh(policy)
+    after = run(packed)
+    assert not torch.allclose(before[0], after[0], atol=2e-2)  # the weights moved: stale packs would show
+    for a, b in zip(after, run(plain), strict=True):
+        torch.testing.assert_close(a, b, atol=2e-2, rtol=2e-2)
