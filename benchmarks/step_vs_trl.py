@@ -9,7 +9,10 @@ length, GRPO with KL 0.001 (k3) and entropy 0.001, one update per step.
     python benchmarks/step_vs_trl.py --device cuda           # Qwen2.5-1.5B shape, bf16, 8 x 8 x 512
     python benchmarks/step_vs_trl.py --device cpu --workload longtail   # rows stop at long-tailed lengths
 
-`--json` makes the last line one JSON object (ratio, ours_step_s, trl_step_s, peak memory, splits).
+`--json` makes the last line one JSON object (ratio, ours_step_s, trl_step_s, peak memory, splits). With
+forced lengths it also gives our generation time against the memory-bandwidth floor of the same decode
+(`ours_decode_floor_s`: every step reads each weight and the KV cache once, at the bandwidth a large copy
+reaches on the device, `copy_bandwidth_gbs`).
 Needs `pip install -e ".[bench]"` (trl).
 """
 
@@ -101,6 +104,50 @@ def _peak_gb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def copy_bandwidth_gbs(device: str, megabytes: int = 512) -> float:
+    """Memory bandwidth a large on-device copy achieves: bytes read plus bytes written per second, in GB/s."""
+    import torch
+
+    repeats = 50 if device == "cuda" else 5  # (a GPU copies 1 GB in well under a millisecond)
+    src = torch.empty(megabytes * 2**20, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # first touch, off the clock
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        dst.copy_(src)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 2 * src.numel() * repeats / (time.perf_counter() - start) / 1e9
+
+
+def decode_floor_s(weight_bytes: float, kv_bytes_per_token: float, rows: int, prompt_len: int, new_tokens: int,
+                   bandwidth_gbs: float) -> float:
+    """The least time `new_tokens` decode steps of `rows` rows can take when memory bandwidth is the limit:
+    every step reads each weight once and the keys and values of every row's tokens so far (prompt and
+    response; the newest token's are written, not read)."""
+    kv_reads = kv_bytes_per_token * rows * sum(prompt_len + t for t in range(new_tokens))
+    return (new_tokens * weight_bytes + kv_reads) / (bandwidth_gbs * 1e9)
+
+
+def model_decode_bytes(model_dir: str, element_bytes: int) -> tuple[float, float]:
+    """(bytes of the weights one decode step reads, bytes of keys and values per token) of a Llama-family
+    model in `element_bytes`-byte elements. The input embedding is only looked up, so it counts only when
+    it is also the output layer (tied)."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    hidden, layers, vocab = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
+    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+    head_dim = config.get("head_dim") or hidden // heads
+    inter = config["intermediate_size"]
+    attn = hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden
+    bias = heads * head_dim + 2 * kv_heads * head_dim if config.get("model_type") == "qwen2" else 0
+    per_layer = attn + bias + 3 * hidden * inter + 2 * hidden
+    weights = layers * per_layer + hidden + vocab * hidden  # + final norm + output layer
+    kv = layers * 2 * kv_heads * head_dim
+    return float(weights * element_bytes), float(kv * element_bytes)
+
+
 def _vocab(model_dir: str) -> int:
     return int(json.loads((Path(model_dir) / "config.json").read_text())["vocab_size"])
 
@@ -142,7 +189,17 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
         "update_s": [m["time_update"] for m in timed],
         "new_tokens": [m["response_length_mean"] * rows for m in timed],
         "peak_gb": _peak_gb(args.device),
+        **_floor_inputs(args, tok),
     }
+
+
+def _floor_inputs(args: argparse.Namespace, tok: Any) -> dict[str, float]:
+    """What `decode_floor_s` needs, measured or counted in the worker (on the device)."""
+    sampling_bf16 = args.rollout_dtype == "bf16" or args.device == "cuda"  # (the cuda model is bf16 itself)
+    weight_bytes, kv_bytes = model_decode_bytes(args.model_dir, 2 if sampling_bf16 else 4)
+    return {"weight_bytes": weight_bytes, "kv_bytes_per_token": kv_bytes,
+            "prompt_tokens": len(tok(PROMPT, add_special_tokens=False).input_ids),
+            "bandwidth_gbs": copy_bandwidth_gbs(args.device)}
 
 
 def run_trl(args: argparse.Namespace) -> dict[str, Any]:
@@ -273,6 +330,14 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         tokens = statistics.median([t for r in runs for t in r["new_tokens"]])
         summary[f"{side}_new_tokens"] = tokens
         summary[f"{side}_new_tokens_per_s"] = tokens / summary[f"{side}_generate_s"]
+    if results["ours"] and args.workload == "forced":  # (long-tailed rows stop at lengths not recorded here)
+        run = results["ours"][0]
+        bandwidth = statistics.median([r["bandwidth_gbs"] for r in results["ours"]])
+        summary["copy_bandwidth_gbs"] = bandwidth
+        summary["ours_decode_floor_s"] = decode_floor_s(run["weight_bytes"], run["kv_bytes_per_token"],
+                                                        args.prompts * args.samples, run["prompt_tokens"],
+                                                        args.tokens, bandwidth)
+        summary["ours_generate_vs_floor"] = summary["ours_generate_s"] / summary["ours_decode_floor_s"]
     if "ours_step_s" in summary and "trl_step_s" in summary:
         summary["ratio"] = summary["ours_step_s"] / summary["trl_step_s"]
     for key, value in summary.items():
