@@ -282,7 +282,8 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--tokens", type=int, default=None, help="response length (default 128 on cpu, 512 on cuda)")
-    p.add_argument("--micro", type=int, default=None, help="our micro-batch rows (default 16)")
+    p.add_argument("--micro", type=int, default=None,
+                   help="our micro-batch rows (default 32 on cpu, the tiny-cpu preset's; 16 on cuda)")
     p.add_argument("--autocast", choices=("bf16", "none"), default=None,
                    help="bf16 mixed precision on both sides (default; TRL's default too) or none (fp32)")
     p.add_argument("--rollout-dtype", choices=("bf16", "fp32"), default=None,
@@ -297,7 +298,8 @@ def main() -> None:
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = p.parse_args()
     args.tokens = args.tokens or (512 if args.device == "cuda" else 128)
-    args.micro = args.micro or 16
+    # On CPU 32 rows x 168 tokens per pass measured 10% faster than 16 (64: slower again).
+    args.micro = args.micro or (16 if args.device == "cuda" else 32)
     args.autocast = args.autocast or "bf16"
     args.rollout_dtype = args.rollout_dtype or "bf16"
     if args.worker:
