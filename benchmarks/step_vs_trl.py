@@ -135,7 +135,7 @@ def model_decode_bytes(model_dir: str, element_bytes: int) -> tuple[float, float
     """(bytes of the weights one decode step reads, bytes of keys and values per token) of a Llama-family
     model in `element_bytes`-byte elements. The input embedding is only looked up, so it counts only when
     it is also the output layer (tied)."""
-    config = json.loads((Path(model_dir) / "config.json").read_text())
+    config = _config(model_dir)
     hidden, layers, vocab = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
     heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
     head_dim = config.get("head_dim") or hidden // heads
@@ -148,8 +148,12 @@ def model_decode_bytes(model_dir: str, element_bytes: int) -> tuple[float, float
     return float(weights * element_bytes), float(kv * element_bytes)
 
 
+def _config(model_dir: str) -> dict[str, Any]:
+    return dict(json.loads((Path(model_dir) / "config.json").read_text()))
+
+
 def _vocab(model_dir: str) -> int:
-    return int(json.loads((Path(model_dir) / "config.json").read_text())["vocab_size"])
+    return int(_config(model_dir)["vocab_size"])
 
 
 def run_ours(args: argparse.Namespace) -> dict[str, Any]:
