@@ -98,9 +98,12 @@ def test_models_it_does_not_cover_are_named(parts: tuple) -> None:
     assert len(out) == 1
 
 
-def test_prepacked_bf16_weights_give_the_plain_matmul_results_and_follow_refresh(
+def test_prepacked_bf16_weights_are_as_accurate_as_the_plain_matmuls_and_follow_refresh(
     parts: tuple, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The prepacked path fuses the residual adds, the activation and the gate product into its matmuls, so it
+    rounds differently from the plain bf16 forward: both are held to the float32 forward, and the fused one must
+    be as close to it as the plain one (a wrong or stale fused op would be far off)."""
     from oneshot_rlvr.rollout import fastpath
 
     model, tok = parts
@@ -112,19 +115,25 @@ def test_prepacked_bf16_weights_give_the_plain_matmul_results_and_follow_refresh
     def run(lm: FastLM) -> list[torch.Tensor]:
         cache = lm.new_cache(ids.shape[0], ids.shape[1] + 2)
         first = lm.forward(ids, positions, cache, mask)  # prefill: many rows per matmul
-        nxt = first.argmax(-1, keepdim=True)
+        nxt = torch.tensor([[3], [5], [7], [11]])
         step_mask = torch.cat([mask, torch.ones_like(nxt)], 1)
-        return [first, lm.forward(nxt, positions[:, -1:] + 1, cache, step_mask)]  # one row each
+        return [t.float() for t in (first, lm.forward(nxt, positions[:, -1:] + 1, cache, step_mask))]  # one row each
+
+    def assert_as_accurate(fused: list[torch.Tensor], plain: list[torch.Tensor], exact: list[torch.Tensor]) -> None:
+        for a, b, ref in zip(fused, plain, exact, strict=True):
+            err, base = (a - ref).abs(), (b - ref).abs()
+            assert float(err.mean()) <= 1.25 * float(base.mean()) + 1e-6, (float(err.mean()), float(base.mean()))
+            assert float(err.max()) <= 2 * float(base.max()) + 1e-6, (float(err.max()), float(base.max()))
 
     packed = FastLM.from_model(policy, torch.bfloat16)
     if not packed.layers[0].packed:
         pytest.skip("this PyTorch build has no oneDNN weight packing")
-    assert set(packed.layers[0].packed) == {"qkv", "o", "gate_up", "down"} and packed.head_packed is not None
+    assert set(packed.layers[0].packed) == {"qkv", "o", "gate", "up", "down"} and packed.head_packed is not None
+    exact = FastLM.from_model(policy, torch.float32)
     monkeypatch.setattr(fastpath, "_pack", lambda weight: None)
     plain = FastLM.from_model(policy, torch.bfloat16)
     assert not plain.layers[0].packed
-    for a, b in zip(run(packed), run(plain), strict=True):
-        torch.testing.assert_close(a, b, atol=2e-2, rtol=2e-2)
+    assert_as_accurate(run(packed), run(plain), run(exact))
     with torch.no_grad():
         for p in policy.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -133,7 +142,7 @@ def test_prepacked_bf16_weights_give_the_plain_matmul_results_and_follow_refresh
     packed.refresh(policy)
     monkeypatch.setattr(fastpath, "_pack", lambda weight: None)
     plain.refresh(policy)
+    exact.refresh(policy)
     after = run(packed)
     assert not torch.allclose(before[0], after[0], atol=2e-2)  # the weights moved: stale packs would show
-    for a, b in zip(after, run(plain), strict=True):
-        torch.testing.assert_close(a, b, atol=2e-2, rtol=2e-2)
+    assert_as_accurate(after, run(plain), run(exact))

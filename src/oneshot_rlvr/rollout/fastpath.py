@@ -75,7 +75,8 @@ class _Layer:
     down: Tensor
     down_bias: Tensor | None
     packed: dict[str, Tensor] = field(default_factory=dict)
-    """oneDNN's prepacked copies of the matmul weights, by field name (bf16 on CPU only; see `_pack`)."""
+    """oneDNN's prepacked copies of the matmul weights (bf16 on CPU only; see `_pack`): qkv, o, down, and gate
+    and up apart, so that the activation and the product run inside their matmuls (`_mlp_hidden`)."""
 
 
 @dataclass
@@ -132,7 +133,9 @@ class FastLM:
         redone inside every small matmul of the decode loop (measured: decode step 5.5 -> 4.9 ms)."""
         with torch.no_grad():
             for layer in self.layers:
-                packed = {name: _pack(getattr(layer, name)) for name in ("qkv", "o", "gate_up", "down")}
+                gate, up = layer.gate_up.split(self.intermediate)
+                weights = {"qkv": layer.qkv, "o": layer.o, "gate": gate, "up": up, "down": layer.down}
+                packed = {name: _pack(w) for name, w in weights.items()}
                 layer.packed = {name: w for name, w in packed.items() if w is not None}
             self.head_packed = _pack(self.head)
 
@@ -160,24 +163,23 @@ class FastLM:
         cos, sin = self.rotary(x, positions)
         cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D): broadcast over heads
         bias = _attention_bias(batch, width, start, key_mask, self.dtype, x.device)
-        q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        q_size = self.heads * self.head_dim
+        qk_heads = self.heads + self.kv_heads
         for layer, keys, values in zip(self.layers, cache.keys, cache.values, strict=True):
             qkv = _linear(_rms_norm(x, layer.norm_in, self.eps), layer.qkv, layer.qkv_bias, layer.packed.get("qkv"))
-            q, k, v = qkv.split((q_size, kv_size, kv_size), dim=-1)
-            q = _rope(q.view(batch, width, self.heads, self.head_dim).transpose(1, 2), cos, sin)
-            k = _rope(k.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2), cos, sin)
-            keys[:, :, start:end] = k
-            values[:, :, start:end] = v.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2)
+            heads = qkv.view(batch, width, qk_heads + self.kv_heads, self.head_dim).transpose(1, 2)
+            # Queries and keys rotate together: one set of small elementwise ops per layer instead of two.
+            qk = _rope(heads[:, :qk_heads], cos, sin)
+            keys[:, :, start:end] = qk[:, self.heads :]
+            values[:, :, start:end] = heads[:, qk_heads:]
             # One fused kernel (scores, float32 softmax, weighted sum) reading each cached key and value once:
             # on CPU about half the time of two small batched matmuls and a softmax.
-            out = F.scaled_dot_product_attention(q, keys[:, :, :end], values[:, :, :end],
+            out = F.scaled_dot_product_attention(qk[:, : self.heads], keys[:, :, :end], values[:, :, :end],
                                                  attn_mask=bias, enable_gqa=self.heads != self.kv_heads)
             out = out.transpose(1, 2).reshape(batch, width, q_size)
-            x = x + _linear(out, layer.o, layer.o_bias, layer.packed.get("o"))
-            h = _rms_norm(x, layer.norm_post, self.eps)
-            gate, up = _linear(h, layer.gate_up, layer.gate_up_bias, layer.packed.get("gate_up")).split(
-                self.intermediate, dim=-1)
-            x = x + _linear(F.silu(gate) * up, layer.down, layer.down_bias, layer.packed.get("down"))
+            x = _linear_add(out, layer.o, layer.o_bias, layer.packed.get("o"), x)
+            h = _mlp_hidden(_rms_norm(x, layer.norm_post, self.eps), layer, self.intermediate)
+            x = _linear_add(h, layer.down, layer.down_bias, layer.packed.get("down"), x)
         cache.length = end
         return _linear(_rms_norm(x[:, -1], self.norm, self.eps), self.head, self.head_bias, self.head_packed)
 
@@ -272,6 +274,24 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor | Non
     if packed is None:
         return F.linear(x, weight, bias)
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+def _linear_add(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor | None, residual: Tensor) -> Tensor:
+    """residual + x W^T (+ bias); on prepacked weights the add runs inside the matmul (one kernel, not two)."""
+    if packed is None:
+        return residual + F.linear(x, weight, bias)
+    return torch.ops.mkldnn._linear_pointwise.binary(x, residual, packed, bias, "add")
+
+
+def _mlp_hidden(h: Tensor, layer: _Layer, intermediate: int) -> Tensor:
+    """silu(h W_gate^T) * (h W_up^T): on prepacked weights the activation and the product run inside the two
+    matmuls (oneDNN post-ops; the decode step's small elementwise kernels cost as much as its matmuls)."""
+    gate_bias, up_bias = (None, None) if layer.gate_up_bias is None else layer.gate_up_bias.split(intermediate)
+    if "gate" in layer.packed and "up" in layer.packed:
+        gate = torch.ops.mkldnn._linear_pointwise(h, layer.packed["gate"], gate_bias, "swish", [], "")
+        return torch.ops.mkldnn._linear_pointwise.binary(h, gate, layer.packed["up"], up_bias, "mul")
+    gate, up = F.linear(h, layer.gate_up, layer.gate_up_bias).split(intermediate, dim=-1)
+    return F.silu(gate) * up
 
 
 def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
