@@ -116,6 +116,10 @@ class TrainConfig:
     rollout_dtype: str = "auto"
     """Dtype of the weights that sample: auto (bfloat16 on GPU, the trained dtype on CPU), bfloat16 or float32.
     A bfloat16 copy is refreshed from the trained weights before every rollout."""
+    rollout_processes: int = 1
+    """Processes that sample side by side, each a slice of the rows (CPU fast path only; see
+    `oneshot_rlvr.rollout.parallel`): a small model's CPU decode uses one core whatever the thread count.
+    Samples depend on this number as well as on the seed."""
 
     # --- optimisation
     lr: float = 1e-6
@@ -176,7 +180,7 @@ class TrainConfig:
             if getattr(self, key) not in allowed:
                 raise RlvrError(f"setting {key}={getattr(self, key)!r}: choose from {', '.join(allowed)}")
         for key in ("n", "batch_size", "mini_batch_size", "micro_batch_size", "ppo_epochs", "steps",
-                    "max_new_tokens", "rollout_batch_rows", "max_prompt_tokens"):
+                    "max_new_tokens", "rollout_batch_rows", "max_prompt_tokens", "rollout_processes"):
             if getattr(self, key) < 1:
                 raise RlvrError(f"setting {key}={getattr(self, key)} must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -85,9 +85,26 @@ def test_bf16_copy_tracks_the_trained_weights_after_sync(parts: tuple) -> None:
     torch.testing.assert_close(lm.head.float(), policy.get_output_embeddings().weight.detach().bfloat16().float())
 
 
+def test_rotary_tables_equal_the_hf_module_bit_for_bit(parts: tuple) -> None:
+    from oneshot_rlvr.rollout.fastpath import _rotary
+
+    model, _ = parts
+    rotary = model.get_decoder().rotary_emb
+    lm = FastLM.from_model(model)
+    positions = torch.tensor([[0, 1, 2, 7], [3, 4, 500, 4095]])
+    for dtype in (torch.float32, torch.bfloat16):
+        mine = _rotary(lm.inv_freq, lm.rope_scale, positions, dtype)
+        theirs = rotary(torch.zeros(1, dtype=dtype), positions)
+        for a, b in zip(mine, theirs, strict=True):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+
+
 def test_models_it_does_not_cover_are_named(parts: tuple) -> None:
     model, tok = parts
     assert unsupported_reason(model) is None
+    other = copy.deepcopy(model)
+    other.get_decoder().rotary_emb.rope_type = "dynamic"
+    assert "dynamic" in str(unsupported_reason(other))  # its frequencies change with the length
     other = copy.deepcopy(model)
     other.config.model_type = "gpt2"
     assert "gpt2" in str(unsupported_reason(other))

@@ -37,8 +37,11 @@ def unsupported_reason(model: Any) -> str | None:
     if kind == "mistral" and getattr(config, "sliding_window", None):
         return "sliding-window attention"
     body = model.get_decoder()
-    if not hasattr(body, "rotary_emb"):
+    if not hasattr(body, "rotary_emb") or not hasattr(body.rotary_emb, "inv_freq"):
         return "no rotary embedding module"
+    rope_type = getattr(body.rotary_emb, "rope_type", "default")
+    if not isinstance(rope_type, str) or "dynamic" in rope_type or rope_type == "longrope":
+        return f"rope_type {rope_type!r} (frequencies that change with the length)"
     for layer in body.layers:
         attn, mlp = layer.self_attn, layer.mlp
         if hasattr(attn, "q_norm") or not all(hasattr(attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")):
@@ -89,7 +92,10 @@ class FastLM:
     head_dim: int
     intermediate: int
     eps: float
-    rotary: Any
+    inv_freq: Tensor = field(repr=False)
+    """The rotary embedding's inverse frequencies (float32, head_dim / 2)."""
+    rope_scale: float
+    """The rotary embedding's factor on cos and sin (1 except for scaled RoPE types)."""
     embed: Tensor = field(repr=False)
     norm: Tensor = field(repr=False)
     head: Tensor = field(repr=False)
@@ -101,8 +107,11 @@ class FastLM:
         self._repack()
 
     @classmethod
-    def from_model(cls, model: Any, dtype: torch.dtype | None = None) -> FastLM:
-        """Copy `model`'s weights, fused, in `dtype` (default: the model's); the KV cache is in `dtype` too."""
+    def from_model(cls, model: Any, dtype: torch.dtype | None = None, *, copy: bool = False) -> FastLM:
+        """Copy `model`'s weights, fused, in `dtype` (default: the model's); the KV cache is in `dtype` too.
+
+        A weight already in `dtype` and not fused is shared with the model unless `copy` (needed before
+        `share_memory`: moving the model's own parameters into shared memory is not this class's business)."""
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"FastLM does not cover {reason}")
@@ -113,8 +122,21 @@ class FastLM:
         return cls(
             dtype=dtype, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
             intermediate=body.layers[0].mlp.gate_proj.out_features, eps=float(body.norm.variance_epsilon),
-            rotary=body.rotary_emb, **_weights(model, dtype),
+            inv_freq=body.rotary_emb.inv_freq.detach().float().clone(),
+            rope_scale=float(getattr(body.rotary_emb, "attention_scaling", 1.0)), **_weights(model, dtype, copy),
         )
+
+    def share_memory(self) -> None:
+        """Move the weights into shared memory (in place), for other processes to sample from them."""
+        for tensor in [self.inv_freq, self.embed, self.norm, self.head, self.head_bias]:
+            if tensor is not None:
+                tensor.share_memory_()
+        for layer in self.layers:
+            for name in ("norm_in", "qkv", "qkv_bias", "o", "o_bias", "norm_post", "gate_up", "gate_up_bias",
+                         "down", "down_bias"):
+                tensor = getattr(layer, name)
+                if tensor is not None:
+                    tensor.share_memory_()
 
     def refresh(self, model: Any) -> None:
         """Copy the current values of `model`'s weights (same architecture) into the fused buffers."""
@@ -160,7 +182,7 @@ class FastLM:
         batch, width = ids.shape
         start, end = cache.length, cache.length + ids.shape[1]
         x = F.embedding(ids, self.embed)
-        cos, sin = self.rotary(x, positions)
+        cos, sin = _rotary(self.inv_freq, self.rope_scale, positions, x.dtype)
         cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D): broadcast over heads
         bias = _attention_bias(batch, width, start, key_mask, self.dtype, x.device)
         q_size = self.heads * self.head_dim
@@ -219,15 +241,17 @@ def _parts(model: Any) -> tuple[dict[str, Parts], list[dict[str, Parts]]]:
     return top, layers
 
 
-def _weights(model: Any, dtype: torch.dtype) -> dict[str, Any]:
+def _weights(model: Any, dtype: torch.dtype, copy: bool = False) -> dict[str, Any]:
     """FastLM's weight fields: each field's parts concatenated in `dtype` (a single part already in `dtype`
-    is shared with the model, not copied; tied input and output embeddings stay one tensor)."""
+    is shared with the model unless `copy`; tied input and output embeddings stay one tensor)."""
 
     def fuse(parts: Parts) -> Tensor | None:
         if parts is None:
             return None
         whole = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return whole if whole.dtype == dtype else whole.to(dtype)
+        if whole.dtype != dtype:
+            return whole.to(dtype)
+        return whole.clone() if copy and len(parts) == 1 else whole
 
     top, layers = _parts(model)
     fields: dict[str, Any] = {name: fuse(parts) for name, parts in top.items()}
@@ -301,6 +325,14 @@ def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     return weight * h.to(x.dtype)
 
 
+def _rotary(inv_freq: Tensor, scale: float, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(B, T, head_dim) cos and sin at `positions`, computed as the Hugging Face rotary module does (tested equal):
+    a plain tensor function, so that a sampling process needs no model class."""
+    freqs = positions[..., None].float() * inv_freq.to(positions.device)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return (emb.cos() * scale).to(dtype), (emb.sin() * scale).to(dtype)
+
+
 def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -334,3 +366,18 @@ class FastStep:
 
     def select(self, keep: Tensor) -> None:
         self.cache.select(keep)
+
+
+def prefilled_step(lm: FastLM, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
+                   shared: tuple[torch.Tensor, torch.Tensor] | None) -> FastStep:
+    """A decode step over `lm`, its cache holding all but the last token of each distinct prompt when `shared`."""
+    capacity = ids.shape[1] + max_new_tokens
+    if shared is None:
+        return FastStep(lm, lm.new_cache(ids.shape[0], capacity))
+    unique, slots = shared
+    cache = lm.new_cache(len(unique), capacity)
+    u_ids, u_mask = ids[unique, :-1], mask[unique, :-1]
+    positions = (u_mask.cumsum(-1) - 1).clamp(min=0)
+    lm.forward(u_ids, positions, cache, None if bool(u_mask.all()) else u_mask)
+    cache.select(slots)
+    return FastStep(lm, cache)

@@ -17,7 +17,8 @@ from transformers import DynamicCache
 from oneshot_rlvr.models.load import cache_keyword, stop_token_ids
 from oneshot_rlvr.rollout.base import Rollouts, SamplingParams, concat_rollouts
 from oneshot_rlvr.rollout.decode import HFStep, Step, decode, make_cache
-from oneshot_rlvr.rollout.fastpath import FastLM, FastStep, unsupported_reason
+from oneshot_rlvr.rollout.fastpath import FastLM, prefilled_step, unsupported_reason
+from oneshot_rlvr.rollout.parallel import DecodeJob, SamplerPool, split_rows
 
 
 class HFRolloutEngine:
@@ -25,7 +26,7 @@ class HFRolloutEngine:
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_rows: int = 256, share_prefill: bool = True,
                  logits_processor_factory: Callable[[int], Any] | None = None, use_generate: bool = False,
-                 dtype: torch.dtype | None = None, fast: bool | None = None):
+                 dtype: torch.dtype | None = None, fast: bool | None = None, processes: int = 1):
         """`logits_processor_factory(prompt_len)` may return an extra logits processor per generate call.
 
         The engine decodes with `oneshot_rlvr.rollout.decode` (finished rows leave the batch);
@@ -36,7 +37,15 @@ class HFRolloutEngine:
         `fast` decodes through `FastLM`; None (default) uses it on CPU for the models it covers (it has
         been measured there: about 2x faster per decode step than the Hugging Face forward). True
         demands it (an error names what it does not cover).
+
+        `processes` > 1 splits each batch's rows over that many sampling processes on the fast path
+        (`oneshot_rlvr.rollout.parallel`; on CPU a small model's decode leaves cores idle otherwise). The
+        samples then depend on the number of processes, not only on the seed. Call `close` when done.
         """
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, got {processes}")
+        self.processes = processes
+        self._pool: SamplerPool | None = None
         self.dtype = dtype
         self.fast = fast
         self.use_generate = use_generate
@@ -57,13 +66,24 @@ class HFRolloutEngine:
         """Sample from `model`'s current weights from now on."""
         if self._fast is not None and self._fast_of is model:  # every step of training: new values only
             self._fast.refresh(model)
+            if self._pool is not None:
+                self._pool.weights_changed()
             return
+        self.close()
         if self._use_fast(model):
-            self._fast, self._fast_of = FastLM.from_model(model, self.dtype), model
+            # Weights sampled from other processes must be this engine's own (they move to shared memory).
+            self._fast = FastLM.from_model(model, self.dtype, copy=self.processes > 1)
+            self._fast_of = model
             self.model = model  # the fused copy samples; no second Hugging Face copy is needed
             return
         self._fast = None
         self.model = self._rollout_copy(model)
+
+    def close(self) -> None:
+        """Stop the sampling processes, if any (a later rollout starts them again)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def _use_fast(self, model: Any) -> bool:
         if self.use_generate or self.fast is False:
@@ -127,6 +147,8 @@ class HFRolloutEngine:
                 if shared is not None:  # generate follows the forward's cache keyword rename
                     kwargs[cache_keyword(model)] = self._hf_prefill(DynamicCache(), ids, mask, *shared)
                 resp = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **kwargs)[:, ids.shape[1] :]
+            elif self._fast is not None and self.processes > 1 and ids.shape[0] > 1:
+                resp = self._decode_in_processes(rows, ids, mask, sampling)
             else:
                 step = self._step(ids, mask, sampling, shared)
                 resp = decode(step, ids, mask, sampling, self.stop_ids, self.pad_id, prefilled=shared is not None,
@@ -134,6 +156,25 @@ class HFRolloutEngine:
         finally:
             model.train(was_training)
         return self._to_rollouts(ids, mask, resp)
+
+    def _decode_in_processes(self, rows: list[str], ids: torch.Tensor, mask: torch.Tensor,
+                             sampling: SamplingParams) -> torch.Tensor:
+        """The rows split over the sampling processes, each slice with its own seed drawn from the caller's RNG."""
+        assert self._fast is not None
+        if self._pool is None:
+            self._pool = SamplerPool(self._fast, self.processes)
+        base_seed = int(torch.randint(0, 2**62, ()))
+        jobs = []
+        for k, part in enumerate(split_rows(len(rows), self.processes)):
+            p_ids, p_mask = ids[part], mask[part]
+            factory = self.logits_processor_factory
+            jobs.append(DecodeJob(
+                p_ids, p_mask, sampling, self.stop_ids, self.pad_id, seed=base_seed + k,
+                shared=_shared_rows(rows[part], p_ids) if self.share_prefill else None,
+                processors=[factory(ids.shape[1])] if factory is not None else []))
+        parts = self._pool.run(jobs)
+        width = max(p.shape[1] for p in parts)
+        return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1]), value=self.pad_id) for p in parts])
 
     def _step(self, ids: torch.Tensor, mask: torch.Tensor, sampling: SamplingParams,
               shared: tuple[torch.Tensor, torch.Tensor] | None) -> Step:
@@ -144,14 +185,7 @@ class HFRolloutEngine:
             if shared is not None:
                 self._hf_prefill(cache, ids, mask, *shared)
             return HFStep(self.model, cache, cache_keyword(self.model))
-        if shared is None:
-            return FastStep(self._fast, self._fast.new_cache(ids.shape[0], capacity))
-        unique, slots = shared
-        fast_cache = self._fast.new_cache(len(unique), capacity)
-        u_ids, u_mask, positions = _prefix(ids, mask, unique)
-        self._fast.forward(u_ids, positions, fast_cache, None if bool(u_mask.all()) else u_mask)
-        fast_cache.select(slots)
-        return FastStep(self._fast, fast_cache)
+        return prefilled_step(self._fast, ids, mask, sampling.max_new_tokens, shared)
 
     def _hf_prefill(self, cache: Any, ids: torch.Tensor, mask: torch.Tensor, unique: torch.Tensor,
                     slots: torch.Tensor) -> Any:

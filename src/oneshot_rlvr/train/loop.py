@@ -172,7 +172,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         dist.broadcast_parameters(model, info)
     rollout_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(
         cfg.rollout_dtype, torch.bfloat16 if device.type == "cuda" else None)
-    engine = engine or HFRolloutEngine(model, tokenizer, max_batch_rows=cfg.rollout_batch_rows, dtype=rollout_dtype)
+    own_engine = engine is None
+    engine = engine or HFRolloutEngine(model, tokenizer, max_batch_rows=cfg.rollout_batch_rows, dtype=rollout_dtype,
+                                       processes=cfg.rollout_processes)
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens)
     validator = Validator.from_config(cfg, tokenizer, out if info.main else None) if cfg.val_file else None
@@ -232,6 +234,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
             _report(bar, row)
     if bar is not None:
         bar.close()
+    if own_engine and isinstance(engine, HFRolloutEngine):
+        engine.close()  # its sampling processes, if any (after an error they end with the engine or this process)
     log.info("run finished at step %d; checkpoint %s", cfg.steps, out / "checkpoints" / f"step_{saved_step}")
     return out
 
