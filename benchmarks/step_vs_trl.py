@@ -101,8 +101,8 @@ def _peak_gb(device: str) -> float:
 
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 2**30
-    # Plus the finished child processes (our sampling helper): the largest child's peak, added whole even
-    # though the shared weights are counted in both. One helper at the default, so this is not an undercount.
+    # Plus the finished child processes (our sampling helpers): the largest child's peak, added whole even though
+    # shared pages (weights, libraries) count in both. With one helper (`--rollout-processes 2`) not an undercount.
     return sum(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 2**20
 
 
@@ -297,8 +297,8 @@ def main() -> None:
                    help="bf16 mixed precision on both sides (default; TRL's default too) or none (fp32)")
     p.add_argument("--rollout-dtype", choices=("bf16", "fp32"), default=None,
                    help="our sampling weights (default bf16)")
-    p.add_argument("--rollout-processes", type=int, default=None,
-                   help="our sampling processes (default 2 on cpu, where one process decodes on one core; 1 on cuda)")
+    p.add_argument("--rollout-processes", type=int, default=1,
+                   help="our sampling processes (CPU only; their peak memory is added to ours)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per side (0 = torch's default)")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
@@ -311,7 +311,6 @@ def main() -> None:
     args.tokens = args.tokens or (512 if args.device == "cuda" else 128)
     # On CPU 32 rows of ~170 tokens per pass measured 10% faster than 16 (64: slower again).
     args.micro = args.micro or (16 if args.device == "cuda" else 32)
-    args.rollout_processes = args.rollout_processes or (1 if args.device == "cuda" else 2)
     args.autocast = args.autocast or "bf16"
     args.rollout_dtype = args.rollout_dtype or "bf16"
     if args.worker:

@@ -113,3 +113,13 @@ def test_training_with_two_sampling_processes_runs_and_stops_them(tiny_model_dir
     run = train(cfg, tmp_path / "run", quiet=True, save_final=False)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     assert not multiprocessing.active_children()
+
+
+def test_models_off_the_fast_path_sample_in_one_process_and_say_so(parts: tuple,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    model, tok = parts
+    engine = HFRolloutEngine(model, tok, fast=False, processes=2)
+    engine.sync(model)
+    out = engine.generate([A, B], 2, GREEDY)
+    assert len(out) == 4 and engine._pool is None
+    assert sum("processes=2 ignored" in r.getMessage() for r in caplog.records) == 1  # once, not every sync

@@ -8,6 +8,7 @@ it, and decodes from there. On CPU, Llama-family models decode through `oneshot_
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from oneshot_rlvr.rollout.base import Rollouts, SamplingParams, concat_rollouts
 from oneshot_rlvr.rollout.decode import HFStep, Step, decode, make_cache
 from oneshot_rlvr.rollout.fastpath import FastLM, prefilled_step, unsupported_reason
 from oneshot_rlvr.rollout.parallel import DecodeJob, SamplerPool, split_rows
+
+log = logging.getLogger(__name__)
 
 
 class HFRolloutEngine:
@@ -46,6 +49,7 @@ class HFRolloutEngine:
             raise ValueError(f"processes must be at least 1, got {processes}")
         self.processes = processes
         self._pool: SamplerPool | None = None
+        self._warned = False
         self.dtype = dtype
         self.fast = fast
         self.use_generate = use_generate
@@ -76,6 +80,10 @@ class HFRolloutEngine:
             self._fast_of = model
             self.model = model  # the fused copy samples; no second Hugging Face copy is needed
             return
+        if self.processes > 1 and not self._warned:
+            self._warned = True
+            log.warning("processes=%d ignored: sampling processes run on the CPU fast path only (this model "
+                        "samples through its own forward)", self.processes)
         self._fast = None
         self.model = self._rollout_copy(model)
 
