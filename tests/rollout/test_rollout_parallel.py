@@ -98,6 +98,7 @@ def test_failures_are_raised_and_the_pool_recovers(parts: tuple) -> None:
         engine._pool._procs[0].join()
         with pytest.raises(RlvrError, match="sampling process 1 died"):
             engine.generate([A, B], 2, sampling)
+        assert len(engine.generate([A, B], 2, sampling)) == 4  # a new pool
     finally:
         engine.close()
 
@@ -123,3 +124,15 @@ def test_models_off_the_fast_path_sample_in_one_process_and_say_so(parts: tuple,
     out = engine.generate([A, B], 2, GREEDY)
     assert len(out) == 4 and engine._pool is None
     assert sum("processes=2 ignored" in r.getMessage() for r in caplog.records) == 1  # once, not every sync
+
+
+def test_logits_processors_that_cannot_travel_are_named(parts: tuple) -> None:
+    model, tok = parts
+    engine = HFRolloutEngine(model, tok, fast=True, processes=2,
+                             logits_processor_factory=lambda prompt_len: lambda ids, scores: scores)
+    try:
+        with pytest.raises(RlvrError, match="picklable logits processors"):
+            engine.generate([A, B], 2, GREEDY)
+        assert engine._pool is not None and engine._pool.closed
+    finally:
+        engine.close()

@@ -169,7 +169,7 @@ class HFRolloutEngine:
                              sampling: SamplingParams) -> torch.Tensor:
         """The rows split over the sampling processes, each slice with its own seed drawn from the caller's RNG."""
         assert self._fast is not None
-        if self._pool is None:
+        if self._pool is None or self._pool.closed:
             self._pool = SamplerPool(self._fast, self.processes)
         base_seed = int(torch.randint(0, 2**62, ()))
         jobs = []

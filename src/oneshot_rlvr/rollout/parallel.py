@@ -3,7 +3,8 @@
 A small model's decode step on CPU is bound by the fixed cost of its many small kernels, not by the
 arithmetic: one process decoding 64 rows with two threads takes as long as with one thread, and the
 second core idles. Processes that each decode a slice of the rows do use it (measured on the
-benchmark model, 2 cores: 64 rows x 128 tokens in 0.70x the time with two processes of 32 rows).
+benchmark model, 2 vCPUs: 64 rows x 128 tokens in 0.70-0.84x the time with two processes of 32 rows;
+within a whole training step on that machine the gain was lost in its noise, so it is opt-in).
 Threads would not: the per-kernel work holds the interpreter lock.
 
 The weights live once, in shared memory, and the trainer's `FastLM.refresh` updates them in place;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import pickle
 import traceback
 import weakref
 from dataclasses import dataclass, field
@@ -125,6 +127,10 @@ class SamplerPool:
                 conn.send((self._version, job))
             except OSError as err:  # (BrokenPipeError: the helper is gone)
                 raise self._died(index) from err
+            except (pickle.PicklingError, AttributeError, TypeError) as err:
+                self.close()  # the jobs already sent would be answered into pipes nobody reads
+                raise RlvrError(f"sampling processes need picklable logits processors (a module-level class, not a "
+                                f"lambda or local function): {err}") from err
         threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
@@ -147,8 +153,14 @@ class SamplerPool:
 
     def _died(self, index: int) -> RlvrError:
         self._procs[index].join(timeout=1)
-        return RlvrError(f"sampling process {index + 1} died (exit code {self._procs[index].exitcode}); "
-                         "start a new engine or call close() and sample again")
+        code = self._procs[index].exitcode
+        self.close()
+        return RlvrError(f"sampling process {index + 1} died (exit code {code}); the pool is closed, and the "
+                         "next rollout starts a new one")
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
 
     def close(self) -> None:
         self._finalizer()
