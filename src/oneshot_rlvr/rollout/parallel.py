@@ -160,6 +160,7 @@ class SamplerPool:
 
     @property
     def closed(self) -> bool:
+        """The helpers were stopped (by `close`, or after one of them died)."""
         return not self._finalizer.alive
 
     def close(self) -> None:
