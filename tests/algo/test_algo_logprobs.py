@@ -11,7 +11,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from oneshot_rlvr.algo import entropy_from_logits, token_logprobs
+from oneshot_rlvr.algo import entropy_from_logits, response_logprobs, token_logprobs
 from oneshot_rlvr.errors import RlvrError
 
 F64 = torch.float64
@@ -103,6 +103,21 @@ def test_padded_row_scores_as_it_would_alone(model64: Any) -> None:
             lp_row, ent_row = token_logprobs(model64, *alone, temperature=0.6)
             torch.testing.assert_close(lp_row[0], lp[row, keep], rtol=1e-10, atol=1e-12)
             torch.testing.assert_close(ent_row[0], ent[row, keep], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_response_logprobs_are_token_logprobs_without_the_entropy(tiny_model_dir: Path, chunk: int | None) -> None:
+    # In the float32 and bf16-autocast setting the trainer scores its reference with: the same bits, not close values.
+    model = load(tiny_model_dir, torch.float32)
+    ids, attention, response = _batch_for(model)
+    for autocast in (False, True):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            lp, _ = token_logprobs(model, ids, attention, response, temperature=0.6, chunk=chunk)
+            only = response_logprobs(model, ids, attention, response, temperature=0.6, chunk=chunk)
+        assert torch.equal(only, lp) and bool((lp[response == 1] < 0).all())
+    only = response_logprobs(model, ids, attention, response, chunk=chunk)
+    only[response == 1].sum().backward()  # differentiable as token_logprobs is
+    assert model.get_output_embeddings().weight.grad is not None
 
 
 def test_left_padding_with_absolute_positions() -> None:

@@ -9,7 +9,7 @@ from oneshot_rlvr.algo.advantages import (
     masked_whiten,
     rloo_advantages,
 )
-from oneshot_rlvr.algo.logprobs import token_logprobs
+from oneshot_rlvr.algo.logprobs import response_logprobs, token_logprobs
 from oneshot_rlvr.algo.losses import (
     AGG_MODES,
     KL_KINDS,
@@ -32,6 +32,7 @@ __all__ = [
     "kl_penalty",
     "masked_whiten",
     "policy_loss",
+    "response_logprobs",
     "rloo_advantages",
     "token_logprobs",
     "total_loss",

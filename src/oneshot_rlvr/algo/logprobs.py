@@ -39,14 +39,15 @@ def _causal_lm(model: nn.Module) -> Any:
     return get_base() if callable(get_base) else model
 
 
-def _head_chunk(head: nn.Module, hidden: Tensor, targets: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
-    """(n, H) hidden states and (n,) target ids -> (n,) log-probs and (n,) entropies."""
+def _head_chunk(head: nn.Module, hidden: Tensor, targets: Tensor, temperature: float,
+                with_entropy: bool = True) -> tuple[Tensor, Tensor | None]:
+    """(n, H) hidden states and (n,) target ids -> (n,) log-probs and (n,) entropies (None without)."""
     logits = head(hidden)
     dtype = torch.promote_types(logits.dtype, torch.float32)
     logits = logits.to(dtype) / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, targets[:, None]).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(dim=-1)
+    entropy = -(logp_all.exp() * logp_all).sum(dim=-1) if with_entropy else None
     return logp, entropy
 
 
@@ -66,6 +67,13 @@ def _check_inputs(input_ids: Tensor, attention_mask: Tensor, response_mask: Tens
             "and 0 wherever attention_mask is 0"
         )
     return response
+
+
+def response_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor, *,
+                      temperature: float = 1.0, chunk: int | None = None, share_prefix: bool = True) -> Tensor:
+    """`token_logprobs` without the entropies, for passes that only need log-probs (the reference and old-policy
+    scoring): the same values, without the entropy's pass over every vocabulary entry."""
+    return _scores(model, input_ids, attention_mask, response_mask, temperature, chunk, share_prefix, False)[0]
 
 
 def token_logprobs(
@@ -102,6 +110,13 @@ def token_logprobs(
     Positions are ``attention_mask.cumsum(-1) - 1`` (clamped at 0), the ones ``generate`` gives a
     left-padded prompt, so a padded row scores as it would alone.
     """
+    logp, entropy = _scores(model, input_ids, attention_mask, response_mask, temperature, chunk, share_prefix, True)
+    assert entropy is not None
+    return logp, entropy
+
+
+def _scores(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor, temperature: float,
+            chunk: int | None, share_prefix: bool, with_entropy: bool) -> tuple[Tensor, Tensor | None]:
     if temperature <= 0:
         raise RlvrError(f"temperature: expected > 0, got {temperature}")
     if chunk is not None and chunk < 1:
@@ -130,24 +145,25 @@ def token_logprobs(
     # One chunk holds all the logits anyway: recomputing it in backward would save nothing.
     recompute = torch.is_grad_enabled() and (chunk is not None or h.shape[0] > size)
     for start in range(0, h.shape[0], size):
-        args = (head, h[start : start + size], targets[start : start + size], temperature)
+        args = (head, h[start : start + size], targets[start : start + size], temperature, with_entropy)
         if recompute:
             lp, ent = checkpoint(_head_chunk, *args, use_reentrant=False)
         else:
             lp, ent = _head_chunk(*args)
         logps.append(lp)
-        entropies.append(ent)
+        if ent is not None:
+            entropies.append(ent)
 
     dtype = torch.promote_types(hidden.dtype, torch.float32)
     batch, width = input_ids.shape
     cols = cols + 1
-    results = []
-    for parts in (logps, entropies):
+
+    def place(parts: list[Tensor]) -> Tensor:
         # No response token at all: an empty result still hangs on the graph, so backward() works.
         values = torch.cat(parts) if parts else (hidden.sum() * 0).to(dtype).expand(0)
-        full = hidden.new_zeros(batch, width, dtype=dtype)
-        results.append(full.index_put((rows, cols), values.to(dtype)))
-    return results[0], results[1]
+        return hidden.new_zeros(batch, width, dtype=dtype).index_put((rows, cols), values.to(dtype))
+
+    return place(logps), (place(entropies) if with_entropy else None)
 
 
 def _shared_prefix_length(body: nn.Module, input_ids: Tensor, attention_mask: Tensor, response: Tensor) -> int:

@@ -16,7 +16,15 @@ from typing import Any
 
 import torch
 
-from oneshot_rlvr.algo import aggregate, kl_penalty, policy_loss, token_logprobs, total_loss, value_loss
+from oneshot_rlvr.algo import (
+    aggregate,
+    kl_penalty,
+    policy_loss,
+    response_logprobs,
+    token_logprobs,
+    total_loss,
+    value_loss,
+)
 from oneshot_rlvr.config import TrainConfig
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.train import dist
@@ -94,7 +102,7 @@ def score_tokens(model: Any, batch: Batch, cfg: TrainConfig, device: torch.devic
     out = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
     for idx, cols, mb in micro_batches(batch, list(range(batch.input_ids.shape[0])), cfg):
         with autocast(cfg, device):
-            logp, _ = token_logprobs(model, mb["input_ids"].to(device), mb["attention_mask"].to(device),
+            logp = response_logprobs(model, mb["input_ids"].to(device), mb["attention_mask"].to(device),
                                      mb["response_mask"].to(device), temperature=cfg.temperature)
         out[idx, cols] = logp.float().cpu()
     return out
