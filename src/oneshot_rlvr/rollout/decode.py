@@ -61,6 +61,13 @@ def make_cache(capacity: int) -> Any:
     return cache
 
 
+def prefill_inputs(ids: torch.Tensor, mask: torch.Tensor, unique: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Tokens, mask and positions of all but the last token of the distinct prompts `unique` (row indices of
+    left-padded `ids`): what a shared prefill runs before the decode loop takes over."""
+    u_ids, u_mask = ids[unique, :-1], mask[unique, :-1]
+    return u_ids, u_mask, (u_mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def sample_next(scores: torch.Tensor, sampling: SamplingParams) -> torch.Tensor:
     """(B, V) next-token scores -> (B,) token ids: greedy, or temperature / top-k / top-p sampling."""
     if sampling.greedy:

@@ -11,12 +11,14 @@ forward in the tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from oneshot_rlvr.rollout.decode import prefill_inputs
 
 SUPPORTED_TYPES = ("qwen2", "llama", "mistral")
 
@@ -128,15 +130,13 @@ class FastLM:
 
     def share_memory(self) -> None:
         """Move the weights into shared memory (in place), for other processes to sample from them."""
-        for tensor in [self.inv_freq, self.embed, self.norm, self.head, self.head_bias]:
-            if tensor is not None:
-                tensor.share_memory_()
-        for layer in self.layers:
-            for name in ("norm_in", "qkv", "qkv_bias", "o", "o_bias", "norm_post", "gate_up", "gate_up_bias",
-                         "down", "down_bias"):
-                tensor = getattr(layer, name)
-                if tensor is not None:
-                    tensor.share_memory_()
+        # Every tensor field but the packed copies, which are per process.
+        owners: list[Any] = [self, *self.layers]
+        for owner in owners:
+            for f in fields(owner):
+                value = getattr(owner, f.name)
+                if isinstance(value, Tensor) and f.name not in ("head_packed", "packed"):
+                    value.share_memory_()
 
     def refresh(self, model: Any) -> None:
         """Copy the current values of `model`'s weights (same architecture) into the fused buffers."""
@@ -376,8 +376,7 @@ def prefilled_step(lm: FastLM, ids: torch.Tensor, mask: torch.Tensor, max_new_to
         return FastStep(lm, lm.new_cache(ids.shape[0], capacity))
     unique, slots = shared
     cache = lm.new_cache(len(unique), capacity)
-    u_ids, u_mask = ids[unique, :-1], mask[unique, :-1]
-    positions = (u_mask.cumsum(-1) - 1).clamp(min=0)
+    u_ids, u_mask, positions = prefill_inputs(ids, mask, unique)
     lm.forward(u_ids, positions, cache, None if bool(u_mask.all()) else u_mask)
     cache.select(slots)
     return FastStep(lm, cache)

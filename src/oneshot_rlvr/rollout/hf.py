@@ -17,7 +17,7 @@ from transformers import DynamicCache
 
 from oneshot_rlvr.models.load import cache_keyword, stop_token_ids
 from oneshot_rlvr.rollout.base import Rollouts, SamplingParams, concat_rollouts
-from oneshot_rlvr.rollout.decode import HFStep, Step, decode, make_cache
+from oneshot_rlvr.rollout.decode import HFStep, Step, decode, make_cache, prefill_inputs
 from oneshot_rlvr.rollout.fastpath import FastLM, prefilled_step, unsupported_reason
 from oneshot_rlvr.rollout.parallel import DecodeJob, SamplerPool, split_rows
 
@@ -156,7 +156,7 @@ class HFRolloutEngine:
                     kwargs[cache_keyword(model)] = self._hf_prefill(DynamicCache(), ids, mask, *shared)
                 resp = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **kwargs)[:, ids.shape[1] :]
             elif self._fast is not None and self.processes > 1 and ids.shape[0] > 1:
-                resp = self._decode_in_processes(rows, ids, mask, sampling)
+                resp = self._decode_in_processes(rows, ids, mask, sampling, kwargs.get("logits_processor", []))
             else:
                 step = self._step(ids, mask, sampling, shared)
                 resp = decode(step, ids, mask, sampling, self.stop_ids, self.pad_id, prefilled=shared is not None,
@@ -165,9 +165,10 @@ class HFRolloutEngine:
             model.train(was_training)
         return self._to_rollouts(ids, mask, resp)
 
-    def _decode_in_processes(self, rows: list[str], ids: torch.Tensor, mask: torch.Tensor,
-                             sampling: SamplingParams) -> torch.Tensor:
-        """The rows split over the sampling processes, each slice with its own seed drawn from the caller's RNG."""
+    def _decode_in_processes(self, rows: list[str], ids: torch.Tensor, mask: torch.Tensor, sampling: SamplingParams,
+                             processors: list[Any]) -> torch.Tensor:
+        """The rows split over the sampling processes, each slice with its own seed drawn from the caller's RNG
+        (helpers get pickled copies of `processors`)."""
         assert self._fast is not None
         if self._pool is None or self._pool.closed:
             self._pool = SamplerPool(self._fast, self.processes)
@@ -175,11 +176,9 @@ class HFRolloutEngine:
         jobs = []
         for k, part in enumerate(split_rows(len(rows), self.processes)):
             p_ids, p_mask = ids[part], mask[part]
-            factory = self.logits_processor_factory
             jobs.append(DecodeJob(
                 p_ids, p_mask, sampling, self.stop_ids, self.pad_id, seed=base_seed + k,
-                shared=_shared_rows(rows[part], p_ids) if self.share_prefill else None,
-                processors=[factory(ids.shape[1])] if factory is not None else []))
+                shared=_shared_rows(rows[part], p_ids) if self.share_prefill else None, processors=processors))
         parts = self._pool.run(jobs)
         width = max(p.shape[1] for p in parts)
         return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1]), value=self.pad_id) for p in parts])
@@ -198,7 +197,7 @@ class HFRolloutEngine:
     def _hf_prefill(self, cache: Any, ids: torch.Tensor, mask: torch.Tensor, unique: torch.Tensor,
                     slots: torch.Tensor) -> Any:
         """`cache` filled with all but the last token of each distinct prompt, then copied to its rows."""
-        u_ids, u_mask, position_ids = _prefix(ids, mask, unique)
+        u_ids, u_mask, position_ids = prefill_inputs(ids, mask, unique)
         self.model(input_ids=u_ids, attention_mask=u_mask, position_ids=position_ids,
                    use_cache=True, **{cache_keyword(self.model): cache})
         cache.batch_select_indices(slots)
@@ -219,12 +218,6 @@ class HFRolloutEngine:
             texts.append(self.tokenizer.decode(body, skip_special_tokens=True))
         reasons = ["eos" if d else "length" for d in finished.tolist()]
         return Rollouts(ids.cpu(), mask.cpu(), resp.cpu(), resp_mask.cpu(), texts, reasons, n=1)
-
-
-def _prefix(ids: torch.Tensor, mask: torch.Tensor, unique: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Tokens, mask and positions of all but the last token of the distinct prompts (the shared prefill)."""
-    u_ids, u_mask = ids[unique, :-1], mask[unique, :-1]
-    return u_ids, u_mask, (u_mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def _shared_rows(rows: list[str], ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
