@@ -120,6 +120,10 @@ class TrainConfig:
     """Processes that sample side by side, each a slice of the rows (CPU fast path only; see
     `oneshot_rlvr.rollout.parallel`): a small model's CPU decode uses one core whatever the thread count.
     Samples depend on this number as well as on the seed."""
+    overlap_reference: bool = True
+    """CPU, with a separate reference model and at least two intra-op threads: score the reference log-probs on
+    a second thread while the responses are sampled (`oneshot_rlvr.train.overlap`; they round slightly
+    differently from a pass over the finished batch)."""
 
     # --- optimisation
     lr: float = 1e-6
