@@ -300,8 +300,8 @@ def main() -> None:
                    help="our sampling weights (default bf16)")
     p.add_argument("--rollout-processes", type=int, default=1,
                    help="our sampling processes (CPU only; their peak memory is added to ours)")
-    p.add_argument("--overlap-reference", choices=("on", "off"), default="on",
-                   help="our reference log-probs scored while sampling (CPU; the default)")
+    p.add_argument("--overlap-reference", choices=("on", "off"), default="off",
+                   help="our reference log-probs scored while sampling (CPU; TrainConfig.overlap_reference)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per side (0 = torch's default)")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
