@@ -6,11 +6,12 @@ import copy
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from oneshot_rlvr.config import resolve_config
+from oneshot_rlvr.config import TrainConfig, resolve_config
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.models.load import load_model, load_tokenizer
 from oneshot_rlvr.rollout.base import SamplingParams
@@ -23,12 +24,12 @@ CPU = torch.device("cpu")
 PROMPTS = ["What is 2+2?", "Compute the sum of one and two, please."]  # (different lengths: left padding)
 
 
-def _config(model_dir: Path, autocast: str) -> object:
+def _config(model_dir: Path, autocast: str) -> TrainConfig:
     return resolve_config(None, None, [f"model={model_dir}", "problem=x", "answer=1", "max_new_tokens=23",
                                        "temperature=0.7", f"autocast={autocast}", "micro_batch_size=4"])
 
 
-def _streamed_and_full(model_dir: Path, autocast: str, *, chunk: int, **engine_options: object):
+def _streamed_and_full(model_dir: Path, autocast: str, *, chunk: int, **engine_options: Any):
     torch.manual_seed(0)
     model = load_model(str(model_dir), device=CPU)
     tok = load_tokenizer(str(model_dir))
