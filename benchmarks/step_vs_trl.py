@@ -182,7 +182,6 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
         f"device={args.device}", f"autocast={args.autocast}",
         f"gradient_checkpointing={str(args.device == 'cuda').lower()}", "template=plain",
         f"dtype={'bfloat16' if args.device == 'cuda' else 'float32'}",
-        f"overlap_reference={str(args.overlap_reference == 'on').lower()}",
     ])
     with tempfile.TemporaryDirectory() as out:
         train(cfg, Path(out) / "run", engine=engine, reward_fn=lambda p, t: [float(len(x) % 2) for x in t],
@@ -300,8 +299,6 @@ def main() -> None:
                    help="our sampling weights (default bf16)")
     p.add_argument("--rollout-processes", type=int, default=1,
                    help="our sampling processes (CPU only; their peak memory is added to ours)")
-    p.add_argument("--overlap-reference", choices=("on", "off"), default="off",
-                   help="our reference log-probs scored while sampling (CPU; TrainConfig.overlap_reference)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per side (0 = torch's default)")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)

@@ -120,12 +120,6 @@ class TrainConfig:
     """Processes that sample side by side, each a slice of the rows (CPU fast path only; see
     `oneshot_rlvr.rollout.parallel`): a small model's CPU decode uses one core whatever the thread count.
     Samples depend on this number as well as on the seed."""
-    overlap_reference: bool = False
-    """CPU, with a separate reference model and at least two intra-op threads: score the reference log-probs on
-    a second thread while the responses are sampled (`oneshot_rlvr.train.overlap`; they round slightly
-    differently from a pass over the finished batch). Sampling keeps half the threads meanwhile: a gain where
-    one core decodes as fast as two (the step benchmark's bf16 sampling), a loss where it does not (the
-    tiny-cpu preset's float32 sampling of 128 rows), so it is opt-in."""
 
     # --- optimisation
     lr: float = 1e-6

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,20 +58,6 @@ class Rollouts:
 
     def __len__(self) -> int:
         return len(self.texts)
-
-
-TokenCallback = Callable[[torch.Tensor, int, bool], None]
-"""Called by a decode loop as responses grow: (the (rows, R) response buffer, how many of its leading columns
-are final, whether decoding is done). Rows keep their order; a row that stopped holds padding after its stop."""
-
-
-class ResponseListener(Protocol):
-    """Follows a rollout's responses while they are sampled (e.g. to score them with another model meanwhile)."""
-
-    def follow(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> AbstractContextManager[TokenCallback]:
-        """A context around the decoding of these left-padded prompt rows; the callback it gives is to be called
-        as their responses grow, and at least once with done=True (the final responses) unless decoding fails."""
-        ...
 
 
 class RolloutEngine(Protocol):

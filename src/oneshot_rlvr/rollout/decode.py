@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import torch
 
-from oneshot_rlvr.rollout.base import SamplingParams, TokenCallback
+from oneshot_rlvr.rollout.base import SamplingParams
 
 # A logits processor in Hugging Face's form: (input_ids of the active rows, scores) -> scores.
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -136,12 +136,10 @@ def decode(
     *,
     prefilled: bool = False,
     processors: list[Processor] | None = None,
-    on_tokens: TokenCallback | None = None,
 ) -> torch.Tensor:
     """Generate up to `sampling.max_new_tokens` tokens for each left-padded prompt row.
 
     `prefilled`: the step's cache already holds every prompt token but the last (for all rows).
-    `on_tokens` sees the response buffer after every step, and once more when decoding ends.
     Returns (B, R) response tokens, each row ending with its stop token or cut at the limit, `pad_id`
     after that.
     """
@@ -162,8 +160,6 @@ def decode(
         token = sample_next(logits, sampling)
         out[active, t] = token
         steps = t + 1
-        if on_tokens is not None:
-            on_tokens(out, steps, False)
         running = ~torch.isin(token, stops)
         if steps == sampling.max_new_tokens or not bool(running.any()):
             break
@@ -177,6 +173,4 @@ def decode(
             attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
         pos = pos + 1
         feed, feed_pos = token[:, None], pos
-    if on_tokens is not None:
-        on_tokens(out[:, :steps], steps, True)
     return out[:, :steps]

@@ -8,7 +8,6 @@ it, and decodes from there. On CPU, Llama-family models decode through `oneshot_
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,7 @@ import torch
 from transformers import DynamicCache
 
 from oneshot_rlvr.models.load import cache_keyword, stop_token_ids
-from oneshot_rlvr.rollout.base import ResponseListener, Rollouts, SamplingParams, concat_rollouts
+from oneshot_rlvr.rollout.base import Rollouts, SamplingParams, concat_rollouts
 from oneshot_rlvr.rollout.decode import HFStep, Step, decode, make_cache, prefill_inputs
 from oneshot_rlvr.rollout.fastpath import FastLM, prefilled_step, unsupported_reason
 from oneshot_rlvr.rollout.parallel import DecodeJob, SamplerPool, split_rows
@@ -119,21 +118,18 @@ class HFRolloutEngine:
 
     @torch.no_grad()
     def generate(
-        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None,
-        listener: ResponseListener | None = None,
+        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None
     ) -> Rollouts:
-        """`listener` follows each batch of rows while it is decoded (see `ResponseListener`)."""
         if seed is not None:
             torch.manual_seed(seed)
         rows = [p for p in prompts for _ in range(n)]
-        parts = [self._generate_rows(rows[i : i + self.max_batch_rows], sampling, listener)
+        parts = [self._generate_rows(rows[i : i + self.max_batch_rows], sampling)
                  for i in range(0, len(rows), self.max_batch_rows)]
         out = concat_rollouts(parts, pad_id=self.pad_id)
         out.n = n
         return out
 
-    def _generate_rows(self, rows: list[str], sampling: SamplingParams,
-                       listener: ResponseListener | None = None) -> Rollouts:
+    def _generate_rows(self, rows: list[str], sampling: SamplingParams) -> Rollouts:
         model = self.model
         device = next(model.parameters()).device
         # Prompts must be left-padded so every row's next token is in the last column, whatever the
@@ -154,23 +150,17 @@ class HFRolloutEngine:
         shared = _shared_rows(rows, ids) if self.share_prefill else None
         was_training = model.training
         model.eval()
-        following = listener.follow(ids, mask) if listener is not None else contextlib.nullcontext(None)
         try:
-            with following as on_tokens:
-                if self.use_generate:
-                    if shared is not None:  # generate follows the forward's cache keyword rename
-                        kwargs[cache_keyword(model)] = self._hf_prefill(DynamicCache(), ids, mask, *shared)
-                    resp = model.generate(input_ids=ids, attention_mask=mask, use_cache=True,
-                                          **kwargs)[:, ids.shape[1] :]
-                elif self._fast is not None and self.processes > 1 and ids.shape[0] > 1:
-                    resp = self._decode_in_processes(rows, ids, mask, sampling, kwargs.get("logits_processor", []))
-                else:
-                    step = self._step(ids, mask, sampling, shared)
-                    resp = decode(step, ids, mask, sampling, self.stop_ids, self.pad_id, prefilled=shared is not None,
-                                  processors=kwargs.get("logits_processor"), on_tokens=on_tokens)
-                    on_tokens = None  # (the decode loop reported its end itself)
-                if on_tokens is not None:  # these paths report the whole responses once
-                    on_tokens(resp, resp.shape[1], True)
+            if self.use_generate:
+                if shared is not None:  # generate follows the forward's cache keyword rename
+                    kwargs[cache_keyword(model)] = self._hf_prefill(DynamicCache(), ids, mask, *shared)
+                resp = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **kwargs)[:, ids.shape[1] :]
+            elif self._fast is not None and self.processes > 1 and ids.shape[0] > 1:
+                resp = self._decode_in_processes(rows, ids, mask, sampling, kwargs.get("logits_processor", []))
+            else:
+                step = self._step(ids, mask, sampling, shared)
+                resp = decode(step, ids, mask, sampling, self.stop_ids, self.pad_id, prefilled=shared is not None,
+                              processors=kwargs.get("logits_processor"))
         finally:
             model.train(was_training)
         return self._to_rollouts(ids, mask, resp)

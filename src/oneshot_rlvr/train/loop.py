@@ -6,7 +6,6 @@ checkpoints in `train.state`. Everything it does is decided by one `TrainConfig`
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -29,7 +28,6 @@ from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.critic import Critic, outcome_token_rewards
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
 from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line, write_atomic
-from oneshot_rlvr.train.overlap import ReferenceStream
 from oneshot_rlvr.train.state import CRITIC_FILE, checkpoint_dirs, load_trainer_state, save_checkpoint, set_rng_state
 from oneshot_rlvr.train.update import Batch, CriticState, TrainingDiverged, autocast, score_tokens, update_policy
 from oneshot_rlvr.train.validate import Validator
@@ -98,19 +96,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, engine
 
 
 def _generate(engine: RolloutEngine, prompts: list[str], cfg: TrainConfig, step: int, first_prompt: int,
-              sampling: SamplingParams, stream: ReferenceStream | None = None) -> Rollouts:
+              sampling: SamplingParams) -> Rollouts:
     """Rollouts in chunks seeded by (seed, step, chunk): identical however the batch is split over ranks."""
     per_chunk = max(1, cfg.rollout_batch_rows // cfg.n)
     parts = []
     for start in range(0, len(prompts), per_chunk):
         chunk_id = (first_prompt + start) // per_chunk
         seed = (cfg.seed * 1_000_003 + step * 10_007 + chunk_id) % 2**63
-        chunk = prompts[start : start + per_chunk]
-        if stream is not None:  # (only the Hugging Face engine takes a listener)
-            assert isinstance(engine, HFRolloutEngine)
-            parts.append(engine.generate(chunk, cfg.n, sampling, seed=seed, listener=stream))
-        else:
-            parts.append(engine.generate(chunk, cfg.n, sampling, seed=seed))
+        parts.append(engine.generate(prompts[start : start + per_chunk], cfg.n, sampling, seed=seed))
     return concat_rollouts(parts)
 
 
@@ -194,13 +187,6 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     if single_update and info.main:
         log.info("one update per rollout batch: old log-probs equal the current ones, skipping that forward pass")
     per_rank = cfg.batch_size // info.world
-    overlap = (cfg.overlap_reference and ref is not None and device.type == "cpu"
-               and isinstance(engine, HFRolloutEngine) and torch.get_num_threads() >= 2)
-    if overlap and ref is not None and hasattr(ref, "set_attn_implementation"):
-        # Scored chunk by chunk against its cache, the reference disturbs the sampling thread less through PyTorch's
-        # fused attention (it reads the cached keys in place) than through eager attention (measured on CPU).
-        with contextlib.suppress(ValueError, ImportError):
-            ref.set_attn_implementation("sdpa")
     bar = _progress(cfg.steps, start_step, quiet or not info.main)
     saved_step = start_step
     for step in range(start_step + 1, cfg.steps + 1):
@@ -208,13 +194,10 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         rows = sampler.next_batch(cfg.batch_size)
         mine = rows[info.rank * per_rank : (info.rank + 1) * per_rank]
         my_problems = [problems[r] for r, _ in mine]
-        # The reference log-probs are scored while the responses are sampled, where that pays (see TrainConfig).
-        stream = ReferenceStream(ref, cfg, device) if overlap else None
         with timer("generate"), torch.no_grad(), autocast(cfg, device):
             engine.sync(model)
             try:
-                roll = _generate(engine, [prompts[r] for r, _ in mine], cfg, step, info.rank * per_rank, sampling,
-                                 stream)
+                roll = _generate(engine, [prompts[r] for r, _ in mine], cfg, step, info.rank * per_rank, sampling)
             except RuntimeError as err:  # sampling from inf/nan probabilities: the weights blew up
                 if "inf" in str(err) or "nan" in str(err):
                     raise TrainingDiverged(f"step {step}: sampling failed on non-finite probabilities ({err})") from err
@@ -230,9 +213,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         with timer("logprobs"):
             if critic is not None:
                 _add_values_and_gae(critic.model, batch, local_rewards.reshape(-1), cfg, device)
-            if stream is not None:
-                batch.ref_logp = stream.result(roll)
-            elif ref is not None or (cfg.kl_coef > 0 and cfg.lora_r):
+            if ref is not None or (cfg.kl_coef > 0 and cfg.lora_r):
                 batch.ref_logp = _reference_logp(model, ref, batch, cfg, device)
             if not single_update:
                 batch.old_logp = score_tokens(model, batch, cfg, device)
