@@ -9,7 +9,8 @@ length, GRPO with KL 0.001 (k3) and entropy 0.001, one update per step.
     python benchmarks/step_vs_trl.py --device cuda           # Qwen2.5-1.5B shape, bf16, 8 x 8 x 512
     python benchmarks/step_vs_trl.py --device cpu --workload longtail   # rows stop at long-tailed lengths
 
-`--json` makes the last line one JSON object (ratio, ours_step_s, trl_step_s, peak memory, splits). With
+`--json` makes the last line one JSON object (ratio, ours_step_s, trl_step_s, peak memory, splits, and
+ratio_per_round: each round's ratio, which shows how much the machine's drift moves it). With
 forced lengths it also gives our generation time against the memory-bandwidth floor of the same decode
 (`ours_decode_floor_s`: every step reads each weight and the KV cache once, at the bandwidth a large copy
 reaches on the device, `copy_bandwidth_gbs`).
@@ -353,6 +354,9 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         summary["ours_generate_vs_floor"] = summary["ours_generate_s"] / summary["ours_decode_floor_s"]
     if "ours_step_s" in summary and "trl_step_s" in summary:
         summary["ratio"] = summary["ours_step_s"] / summary["trl_step_s"]
+        # Each round's own ratio (the two sides ran back to back): how far the machine's drift moves it.
+        summary["ratio_per_round"] = [round(statistics.median(o["step_s"]) / statistics.median(t["step_s"]), 3)
+                                      for o, t in zip(results["ours"], results["trl"], strict=True)]
     for key, value in summary.items():
         print(f"{key:>24}: {value:.4g}" if isinstance(value, float) else f"{key:>24}: {value}")
     if args.json:

@@ -61,3 +61,18 @@ def test_our_side_runs_end_to_end_and_reports_the_floor(tmp_path: Path) -> None:
     assert summary["ours_new_tokens"] == 4 * 8  # every row forced to the full length
     assert summary["copy_bandwidth_gbs"] > 0 and 0 < summary["ours_decode_floor_s"] < summary["ours_generate_s"]
     assert "ratio" not in summary  # one side only
+
+
+def test_report_gives_the_ratio_of_medians_and_each_round_s_own(bench: ModuleType,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    def run(steps: list[float]) -> dict:
+        return {"step_s": steps, "generate_s": [s / 2 for s in steps], "logprobs_s": [0.1] * len(steps),
+                "update_s": [0.2] * len(steps), "new_tokens": [64.0] * len(steps), "peak_gb": 1.0}
+
+    args = bench.argparse.Namespace(device="cpu", workload="longtail", prompts=2, samples=2, tokens=16, json=True)
+    results = {"ours": [run([1.0, 1.5, 3.5]), run([4.0])], "trl": [run([4.0, 4.0, 4.0]), run([8.0])]}
+    bench.report(args, results)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["ours_step_s"] == 2.5 and summary["trl_step_s"] == 4.0  # medians over every timed step
+    assert summary["ratio"] == 2.5 / 4.0  # (not the mean of the rounds' ratios, 0.4375)
+    assert summary["ratio_per_round"] == [0.375, 0.5]  # (each round's medians: 1.5 / 4 and 4 / 8)
