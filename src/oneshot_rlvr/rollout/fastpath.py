@@ -182,27 +182,45 @@ class FastLM:
         batch, width = ids.shape
         start, end = cache.length, cache.length + ids.shape[1]
         x = F.embedding(ids, self.embed)
-        cos, sin = _rotary(self.inv_freq, self.rope_scale, positions, x.dtype)
-        cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D): broadcast over heads
+        cos, sin = self.rotary(positions, x.dtype)
         bias = _attention_bias(batch, width, start, key_mask, self.dtype, x.device)
-        q_size = self.heads * self.head_dim
-        qk_heads = self.heads + self.kv_heads
         for layer, keys, values in zip(self.layers, cache.keys, cache.values, strict=True):
-            qkv = _linear(_rms_norm(x, layer.norm_in, self.eps), layer.qkv, layer.qkv_bias, layer.packed.get("qkv"))
-            heads = qkv.view(batch, width, qk_heads + self.kv_heads, self.head_dim).transpose(1, 2)
-            # Queries and keys rotate together: one set of small elementwise ops per layer instead of two.
-            qk = _rope(heads[:, :qk_heads], cos, sin)
-            keys[:, :, start:end] = qk[:, self.heads :]
-            values[:, :, start:end] = heads[:, qk_heads:]
+            q, k, v = self.attention_inputs(x, layer, cos, sin)
+            keys[:, :, start:end] = k
+            values[:, :, start:end] = v
             # One fused kernel (scores, float32 softmax, weighted sum) reading each cached key and value once:
             # on CPU about half the time of two small batched matmuls and a softmax.
-            out = F.scaled_dot_product_attention(qk[:, : self.heads], keys[:, :, :end], values[:, :, :end],
+            out = F.scaled_dot_product_attention(q, keys[:, :, :end], values[:, :, :end],
                                                  attn_mask=bias, enable_gqa=self.heads != self.kv_heads)
-            out = out.transpose(1, 2).reshape(batch, width, q_size)
-            x = _linear_add(out, layer.o, layer.o_bias, layer.packed.get("o"), x)
-            h = _mlp_hidden(_rms_norm(x, layer.norm_post, self.eps), layer, self.intermediate)
-            x = _linear_add(h, layer.down, layer.down_bias, layer.packed.get("down"), x)
+            x = self.block_output(x, out, layer)
         cache.length = end
+        return self.logits(x)
+
+    def rotary(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """(B, 1, T, head_dim) cos and sin at `positions` (B, T), broadcasting over heads."""
+        cos, sin = _rotary(self.inv_freq, self.rope_scale, positions, dtype)
+        return cos[:, None], sin[:, None]
+
+    def attention_inputs(self, x: Tensor, layer: _Layer, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Rotated queries (B, heads, T, D), rotated keys and values (B, kv_heads, T, D) of a layer's input x."""
+        batch, width = x.shape[:2]
+        qk_heads = self.heads + self.kv_heads
+        qkv = _linear(_rms_norm(x, layer.norm_in, self.eps), layer.qkv, layer.qkv_bias, layer.packed.get("qkv"))
+        heads = qkv.view(batch, width, qk_heads + self.kv_heads, self.head_dim).transpose(1, 2)
+        # Queries and keys rotate together: one set of small elementwise ops per layer instead of two.
+        qk = _rope(heads[:, :qk_heads], cos, sin)
+        return qk[:, : self.heads], qk[:, self.heads :], heads[:, qk_heads:]
+
+    def block_output(self, x: Tensor, attention: Tensor, layer: _Layer) -> Tensor:
+        """The layer's output: x plus the projected attention (B, heads, T, D), then plus its MLP."""
+        batch, width = x.shape[:2]
+        out = attention.transpose(1, 2).reshape(batch, width, self.heads * self.head_dim)
+        x = _linear_add(out, layer.o, layer.o_bias, layer.packed.get("o"), x)
+        h = _mlp_hidden(_rms_norm(x, layer.norm_post, self.eps), layer, self.intermediate)
+        return _linear_add(h, layer.down, layer.down_bias, layer.packed.get("down"), x)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Next-token logits (B, V) after the last position of the final hidden states x (B, T, hidden)."""
         return _linear(_rms_norm(x[:, -1], self.norm, self.eps), self.head, self.head_bias, self.head_packed)
 
 
