@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,29 @@ def test_decode_loop_accepts_the_static_step(parts: tuple) -> None:
     want = decode(prefilled_step(lm, ids, mask, 10, every_row), ids, mask, greedy, stop, 0, prefilled=True)
     got = decode(GraphDecoder(lm, window=4).start(ids, mask, 10, None), ids, mask, greedy, stop, 0, prefilled=True)
     assert torch.equal(got, want)
+
+
+def test_fused_arithmetic_stays_close_and_shares_the_mlp_weights(parts: tuple) -> None:
+    """The CUDA variant (one-kernel norms, adds inside the matmuls, the model's own gate and up weights), run on
+    the CPU: close to the exact forward, and the trained gate and up weights are used as they change."""
+    model, tok = parts
+    ids, mask = _encode(tok, PROMPTS)
+    policy = copy.deepcopy(model)
+    exact, fused = FastLM.from_model(policy), FastLM.from_model(policy, fused=True)
+    gate = policy.get_decoder().layers[0].mlp.gate_proj.weight
+    assert fused.fused and not exact.fused
+    assert fused.layers[0].gate_up is None and fused.layers[0].gate is not None
+    assert fused.layers[0].gate.data_ptr() == gate.data_ptr()  # no stacked copy
+
+    def run(lm: FastLM) -> list[torch.Tensor]:
+        return _drive(GraphDecoder(lm, window=8).start(ids, mask, 6, None), ids, mask, {2: [1, 3]}, 6)
+
+    for a, b in zip(run(fused), run(exact), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        gate.mul_(1.5)
+    moved = FastLM.from_model(policy)
+    fused.refresh(policy)  # (nothing to copy for gate and up: they are the model's)
+    for a, b in zip(run(fused), run(moved), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(run(moved)[0], run(exact)[0], atol=1e-3)  # the change shows in the logits

@@ -161,9 +161,10 @@ def decode(
         out[active, t] = token
         steps = t + 1
         running = ~torch.isin(token, stops)
-        if steps == sampling.max_new_tokens or not bool(running.any()):
+        live = int(running.sum())  # (one wait for the device per step, not two)
+        if steps == sampling.max_new_tokens or live == 0:
             break
-        if not bool(running.all()):  # compact: finished rows leave the batch and the cache
+        if live < len(running):  # compact: finished rows leave the batch and the cache
             keep = running.nonzero().squeeze(-1)
             step.select(keep)
             active, token, pos, seq = active[keep], token[keep], pos[keep], seq[keep]

@@ -75,10 +75,13 @@ class _Layer:
     o: Tensor
     o_bias: Tensor | None
     norm_post: Tensor
-    gate_up: Tensor
+    gate_up: Tensor | None
+    """Gate and up weights stacked; None when the layer uses the model's own `gate` and `up` (see `_weights`)."""
     gate_up_bias: Tensor | None
     down: Tensor
     down_bias: Tensor | None
+    gate: Tensor | None = None
+    up: Tensor | None = None
     packed: dict[str, Tensor] = field(default_factory=dict)
     """oneDNN's prepacked copies of the matmul weights (bf16 on CPU only; see `_pack`): qkv, o, down, and gate
     and up apart, so that the activation and the product run inside their matmuls (`_mlp_hidden`)."""
@@ -104,28 +107,38 @@ class FastLM:
     head_bias: Tensor | None = field(repr=False)
     layers: list[_Layer] = field(repr=False)
     head_packed: Tensor | None = field(default=None, repr=False)
+    fused: bool = False
+    """One-kernel RMSNorm (`F.rms_norm`) and residual adds inside the matmuls (`torch.addmm`), as on CUDA:
+    fewer, larger kernels, rounding slightly differently from the Hugging Face forward (whose norm rounds
+    to the weights' dtype before scaling). False keeps its exact arithmetic."""
 
     def __post_init__(self) -> None:
         self._repack()
 
     @classmethod
-    def from_model(cls, model: Any, dtype: torch.dtype | None = None, *, copy: bool = False) -> FastLM:
+    def from_model(cls, model: Any, dtype: torch.dtype | None = None, *, copy: bool = False,
+                   fused: bool | None = None) -> FastLM:
         """Copy `model`'s weights, fused, in `dtype` (default: the model's); the KV cache is in `dtype` too.
 
         A weight already in `dtype` and not fused is shared with the model unless `copy` (needed before
-        `share_memory`: moving the model's own parameters into shared memory is not this class's business)."""
+        `share_memory`: moving the model's own parameters into shared memory is not this class's business).
+        `fused` (default: on CUDA) selects the fused arithmetic and keeps the MLP's gate and up weights the
+        model's own when in `dtype` (no stacked copy: 1.5 GB of GPU memory on a 1.5B model, for one more
+        matmul a layer)."""
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"FastLM does not cover {reason}")
         config, body = model.config, model.get_decoder()
         dtype = dtype or next(model.parameters()).dtype
+        fused = next(model.parameters()).device.type == "cuda" if fused is None else fused
         heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         return cls(
             dtype=dtype, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
             intermediate=body.layers[0].mlp.gate_proj.out_features, eps=float(body.norm.variance_epsilon),
             inv_freq=body.rotary_emb.inv_freq.detach().float().clone(),
-            rope_scale=float(getattr(body.rotary_emb, "attention_scaling", 1.0)), **_weights(model, dtype, copy),
+            rope_scale=float(getattr(body.rotary_emb, "attention_scaling", 1.0)), fused=fused,
+            **_weights(model, dtype, copy, split_mlp=fused),
         )
 
     def share_memory(self) -> None:
@@ -155,7 +168,8 @@ class FastLM:
         redone inside every small matmul of the decode loop (measured: decode step 5.5 -> 4.9 ms)."""
         with torch.no_grad():
             for layer in self.layers:
-                gate, up = layer.gate_up.split(self.intermediate)
+                stacked = layer.gate_up
+                gate, up = stacked.split(self.intermediate) if stacked is not None else (layer.gate, layer.up)
                 weights = {"qkv": layer.qkv, "o": layer.o, "gate": gate, "up": up, "down": layer.down}
                 packed = {name: _pack(w) for name, w in weights.items()}
                 layer.packed = {name: w for name, w in packed.items() if w is not None}
@@ -205,7 +219,8 @@ class FastLM:
         """Rotated queries (B, heads, T, D), rotated keys and values (B, kv_heads, T, D) of a layer's input x."""
         batch, width = x.shape[:2]
         qk_heads = self.heads + self.kv_heads
-        qkv = _linear(_rms_norm(x, layer.norm_in, self.eps), layer.qkv, layer.qkv_bias, layer.packed.get("qkv"))
+        h = _rms_norm(x, layer.norm_in, self.eps, self.fused)
+        qkv = _linear(h, layer.qkv, layer.qkv_bias, layer.packed.get("qkv"))
         heads = qkv.view(batch, width, qk_heads + self.kv_heads, self.head_dim).transpose(1, 2)
         # Queries and keys rotate together: one set of small elementwise ops per layer instead of two.
         qk = _rope(heads[:, :qk_heads], cos, sin)
@@ -215,13 +230,14 @@ class FastLM:
         """The layer's output: x plus the projected attention (B, heads, T, D), then plus its MLP."""
         batch, width = x.shape[:2]
         out = attention.transpose(1, 2).reshape(batch, width, self.heads * self.head_dim)
-        x = _linear_add(out, layer.o, layer.o_bias, layer.packed.get("o"), x)
-        h = _mlp_hidden(_rms_norm(x, layer.norm_post, self.eps), layer, self.intermediate)
-        return _linear_add(h, layer.down, layer.down_bias, layer.packed.get("down"), x)
+        x = _linear_add(out, layer.o, layer.o_bias, layer.packed.get("o"), x, self.fused)
+        h = _mlp_hidden(_rms_norm(x, layer.norm_post, self.eps, self.fused), layer, self.intermediate)
+        return _linear_add(h, layer.down, layer.down_bias, layer.packed.get("down"), x, self.fused)
 
     def logits(self, x: Tensor) -> Tensor:
         """Next-token logits (B, V) after the last position of the final hidden states x (B, T, hidden)."""
-        return _linear(_rms_norm(x[:, -1], self.norm, self.eps), self.head, self.head_bias, self.head_packed)
+        h = _rms_norm(x[:, -1], self.norm, self.eps, self.fused)
+        return _linear(h, self.head, self.head_bias, self.head_packed)
 
 
 Parts = list[Tensor] | None
@@ -259,9 +275,10 @@ def _parts(model: Any) -> tuple[dict[str, Parts], list[dict[str, Parts]]]:
     return top, layers
 
 
-def _weights(model: Any, dtype: torch.dtype, copy: bool = False) -> dict[str, Any]:
+def _weights(model: Any, dtype: torch.dtype, copy: bool = False, split_mlp: bool = False) -> dict[str, Any]:
     """FastLM's weight fields: each field's parts concatenated in `dtype` (a single part already in `dtype`
-    is shared with the model unless `copy`; tied input and output embeddings stay one tensor)."""
+    is shared with the model unless `copy`; tied input and output embeddings stay one tensor). `split_mlp`
+    leaves gate and up unstacked, shared with the model, where that needs no copy."""
 
     def fuse(parts: Parts) -> Tensor | None:
         if parts is None:
@@ -275,7 +292,15 @@ def _weights(model: Any, dtype: torch.dtype, copy: bool = False) -> dict[str, An
     fields: dict[str, Any] = {name: fuse(parts) for name, parts in top.items()}
     if model.get_output_embeddings().weight is model.get_input_embeddings().weight:
         fields["head"] = fields["embed"]
-    fused: list[dict[str, Any]] = [{name: fuse(parts) for name, parts in layer.items()} for layer in layers]
+    fused: list[dict[str, Any]] = []
+    for layer in layers:
+        gate_up = layer["gate_up"]
+        if split_mlp and not copy and gate_up is not None and all(w.dtype == dtype for w in gate_up):
+            # (the model's weights, so `refresh` has nothing to copy: `_copy_parts` skips a None field)
+            fused.append({**{name: fuse(parts) for name, parts in layer.items() if name != "gate_up"},
+                          "gate_up": None, "gate": gate_up[0], "up": gate_up[1]})
+        else:
+            fused.append({name: fuse(parts) for name, parts in layer.items()})
     fields["layers"] = [_Layer(**layer) for layer in fused]
     return fields
 
@@ -296,7 +321,7 @@ _PACK_ROWS = 64
 """The batch-size hint given to oneDNN's packing (a decode batch); any number of rows still works."""
 
 
-def _pack(weight: Tensor) -> Tensor | None:
+def _pack(weight: Tensor | None) -> Tensor | None:
     """oneDNN's prepacked layout of a bf16 CPU weight (N, K), for `_linear`; None where it does not apply.
 
     With a plain bf16 weight, the reorder into oneDNN's blocked layout happens inside every matmul call, a large
@@ -304,7 +329,8 @@ def _pack(weight: Tensor) -> Tensor | None:
     The packing ops are the ones `torch.compile` uses for frozen CPU weights; a PyTorch build without them
     keeps the plain matmul.
     """
-    if weight.dtype != torch.bfloat16 or weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+    if (weight is None or weight.dtype != torch.bfloat16 or weight.device.type != "cpu"
+            or not torch.backends.mkldnn.is_available()):
         return None
     try:
         return torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_ROWS)
@@ -318,8 +344,13 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor | Non
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
-def _linear_add(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor | None, residual: Tensor) -> Tensor:
-    """residual + x W^T (+ bias); on prepacked weights the add runs inside the matmul (one kernel, not two)."""
+def _linear_add(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor | None, residual: Tensor,
+                fused: bool = False) -> Tensor:
+    """residual + x W^T (+ bias); on prepacked weights, or `fused`, the add runs inside the matmul (one kernel,
+    not two; `fused` adds before rounding the product)."""
+    if packed is None and fused and bias is None:
+        flat = torch.addmm(residual.reshape(-1, residual.shape[-1]), x.reshape(-1, x.shape[-1]), weight.t())
+        return flat.view(residual.shape)
     if packed is None:
         return residual + F.linear(x, weight, bias)
     return torch.ops.mkldnn._linear_pointwise.binary(x, residual, packed, bias, "add")
@@ -332,11 +363,17 @@ def _mlp_hidden(h: Tensor, layer: _Layer, intermediate: int) -> Tensor:
         gate_bias, up_bias = (None, None) if layer.gate_up_bias is None else layer.gate_up_bias.split(intermediate)
         gate = torch.ops.mkldnn._linear_pointwise(h, layer.packed["gate"], gate_bias, "swish", [], "")
         return torch.ops.mkldnn._linear_pointwise.binary(h, gate, layer.packed["up"], up_bias, "mul")
+    if layer.gate_up is None:  # the model's own gate and up weights
+        assert layer.gate is not None and layer.up is not None
+        gate_bias, up_bias = (None, None) if layer.gate_up_bias is None else layer.gate_up_bias.split(intermediate)
+        return F.silu(F.linear(h, layer.gate, gate_bias)) * F.linear(h, layer.up, up_bias)
     gate, up = F.linear(h, layer.gate_up, layer.gate_up_bias).split(intermediate, dim=-1)
     return F.silu(gate) * up
 
 
-def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+def _rms_norm(x: Tensor, weight: Tensor, eps: float, fused: bool = False) -> Tensor:
+    if fused:  # one kernel on CUDA (float32 inside, scaled before the one rounding)
+        return F.rms_norm(x, (x.shape[-1],), weight, eps)
     # The Hugging Face order: normalise in float32, cast back, then scale.
     h = x.float()
     h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
