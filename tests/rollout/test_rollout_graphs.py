@@ -63,6 +63,11 @@ def test_static_step_matches_the_fast_cache_across_windows_and_dropped_rows(part
         for t, (g, w) in enumerate(zip(got, want, strict=True)):
             torch.testing.assert_close(g, w, atol=2e-5, rtol=1e-5, msg=f"step {t}")
         assert sorted(decoder._levels) == [(1, 32), (2, 32), (4, 32)]
+        # The halved batches live in the first rows of the full batch's buffers: no memory of their own.
+        top = decoder._levels[(4, 32)]
+        for small in (decoder._levels[(2, 32)], decoder._levels[(1, 32)]):
+            assert small.cache.keys[-1].data_ptr() == top.cache.keys[-1].data_ptr()
+            assert small.bias.data_ptr() == top.bias.data_ptr()
         windows = {(t // 4 + 1) * 4 for t in range(ids.shape[1] - 1, ids.shape[1] + 11)}
         assert set().union(*(level.steps for level in decoder._levels.values())) == windows and len(windows) >= 3
 

@@ -109,18 +109,25 @@ class GraphDecoder:
         self.lm, self.record, self.window = lm, record, window
         self._levels: dict[tuple[int, int], _Level] = {}
 
-    def level(self, batch: int, capacity: int) -> _Level:
+    def level(self, batch: int, capacity: int, within: _Level | None = None) -> _Level:
+        """The buffers (and recordings) of this batch size and capacity; a new level's cache and bias are the
+        first rows of `within`'s, when given and large enough: the halved batches a rollout moves to then
+        take no memory of their own (moving the live rows gathers them first, so the overlap is harmless)."""
         key = (batch, capacity)
         if key not in self._levels:
             lm, device = self.lm, self.lm.embed.device
-            cache = lm.new_cache(batch, capacity)
-            for buf in (*cache.keys, *cache.values):
-                buf.zero_()  # (slots no row uses yet are computed too: finite values keep them quiet)
+            if within is not None and within.batch >= batch and within.bias.shape[-1] == capacity:
+                cache = KVCache([k[:batch] for k in within.cache.keys], [v[:batch] for v in within.cache.values])
+                bias = within.bias[:batch]
+            else:
+                cache = lm.new_cache(batch, capacity)
+                for buf in (*cache.keys, *cache.values):
+                    buf.zero_()  # (slots no row uses yet are computed too: finite values keep them quiet)
+                bias = torch.zeros(batch, 1, 1, capacity, dtype=lm.dtype, device=device)
             self._levels[key] = _Level(
                 feed=torch.zeros(batch, 1, dtype=torch.long, device=device),
                 positions=torch.zeros(batch, 1, dtype=torch.long, device=device),
-                write_at=torch.zeros(1, dtype=torch.long, device=device),
-                bias=torch.zeros(batch, 1, 1, capacity, dtype=lm.dtype, device=device), cache=cache)
+                write_at=torch.zeros(1, dtype=torch.long, device=device), bias=bias, cache=cache)
         return self._levels[key]
 
     def step(self, level: _Level, window: int) -> Tensor:
@@ -191,7 +198,8 @@ class GraphStep:
             size //= 2
         if size == self.level.batch:
             return
-        old, new = self.level, self.decoder.level(size, self.capacity)
+        old = self.level
+        new = self.decoder.level(size, self.capacity, within=old)
         t = self.length
         for src, dst in zip((*old.cache.keys, *old.cache.values), (*new.cache.keys, *new.cache.values),
                             strict=True):
