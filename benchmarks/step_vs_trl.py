@@ -78,16 +78,18 @@ class LengthForcer:
         import torch
 
         self.prompt_len, self.table, self.stop_id = prompt_len, torch.tensor(table), stop_id
-        self.suppress = sorted(set(suppress) | {stop_id})
+        self.suppress = torch.tensor(sorted(set(suppress) | {stop_id}))
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
+        if self.table.device != scores.device:  # once: a copy from host memory would wait for the GPU every token
+            self.table, self.suppress = self.table.to(scores.device), self.suppress.to(scores.device)
         step = input_ids.shape[1] - self.prompt_len
         scores[:, self.suppress] = -1e9
         if step == 0:
             return scores
-        target = self.table.to(scores.device)[input_ids[:, self.prompt_len].clamp(max=len(self.table) - 1)]
+        target = self.table[input_ids[:, self.prompt_len].clamp(max=len(self.table) - 1)]
         at_end = (target - 1) <= step
         forced = torch.full_like(scores, -1e9)
         forced[:, self.stop_id] = 0

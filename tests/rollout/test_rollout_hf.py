@@ -141,3 +141,43 @@ def test_sampling_draws_each_token_with_its_probability() -> None:
     # 100k draws: each frequency within 4 standard errors of its probability.
     stderr = (expected * (1 - expected) / 100_000).sqrt()
     assert ((counts[:4] / 100_000 - expected).abs() < 4 * stderr).all()
+
+
+@pytest.mark.parametrize("every", [3, 16])
+@pytest.mark.parametrize("spacing", [8, 11])  # (with every 8th token a stop, all rows stop before the limit)
+def test_looking_at_stopped_rows_every_few_tokens_gives_the_same_greedy_tokens(engine_parts: tuple, every: int,
+                                                                              spacing: int) -> None:
+    """Between looks (the default on CUDA) stopped rows stay in the batch writing padding: the responses are the
+    ones a look at every token gives."""
+    from oneshot_rlvr.rollout.decode import decode
+    from oneshot_rlvr.rollout.fastpath import FastLM, prefilled_step
+
+    model, tok = engine_parts
+    tok.padding_side = "left"
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    ids, mask = enc.input_ids, enc.attention_mask
+    lm, greedy = FastLM.from_model(model), SamplingParams(temperature=0, max_new_tokens=20)
+    every_row = (torch.arange(4), torch.arange(4))
+    stops = [int(x) for x in torch.arange(0, 1024, spacing)]  # rows stop early, at different steps
+    runs = [decode(prefilled_step(lm, ids, mask, 20, every_row), ids, mask, greedy, stops, 0, prefilled=True,
+                   check_every=k) for k in (1, every)]
+    assert torch.equal(runs[0], runs[1])
+    is_stop = torch.isin(runs[0], torch.tensor(stops))
+    lengths = torch.where(is_stop.any(1), is_stop.int().argmax(1) + 1, runs[0].shape[1])
+    assert len(set(lengths.tolist())) > 2 and runs[0].shape[1] == int(lengths.max())
+    assert bool(is_stop.any(1).all()) == (spacing == 8) and (runs[0].shape[1] < 20) == (spacing == 8)
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_scores_with_nothing_to_sample_raise_with_or_without_looks(engine_parts: tuple, every: int) -> None:
+    from oneshot_rlvr.rollout.decode import decode
+    from oneshot_rlvr.rollout.fastpath import FastLM, FastStep
+
+    model, tok = engine_parts
+    enc = tok(["12 * 3 ="], return_tensors="pt", add_special_tokens=False)
+    lm = FastLM.from_model(model)
+    step = FastStep(lm, lm.new_cache(1, enc.input_ids.shape[1] + 8))
+    nan_at_two = [lambda seq, s: s.fill_(float("nan")) if seq.shape[1] > enc.input_ids.shape[1] + 1 else s]
+    with pytest.raises(RuntimeError, match="probability tensor"):
+        decode(step, enc.input_ids, enc.attention_mask, SamplingParams(temperature=1.0, max_new_tokens=8), [1023],
+               0, processors=nan_at_two, check_every=every)

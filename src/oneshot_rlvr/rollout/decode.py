@@ -68,8 +68,13 @@ def prefill_inputs(ids: torch.Tensor, mask: torch.Tensor, unique: torch.Tensor) 
     return u_ids, u_mask, (u_mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def sample_next(scores: torch.Tensor, sampling: SamplingParams) -> torch.Tensor:
-    """(B, V) next-token scores -> (B,) token ids: greedy, or temperature / top-k / top-p sampling."""
+def sample_next(scores: torch.Tensor, sampling: SamplingParams, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, V) next-token scores -> (B,) token ids: greedy, or temperature / top-k / top-p sampling.
+
+    Scores that leave no probability to sample from (NaN, all -inf) raise an error; with `valid` (a bool
+    tensor on the scores' device) the check is recorded there instead (`valid &= ok`), so that the caller
+    need not wait for the device at every token, and raises it later (`check_sampled`).
+    """
     if sampling.greedy:
         return scores.argmax(dim=-1)
     scores = scores.float() / sampling.temperature
@@ -82,17 +87,26 @@ def sample_next(scores: torch.Tensor, sampling: SamplingParams) -> torch.Tensor:
         # Drop a token when the mass before it already reaches top_p (the best token always stays).
         drop = (probs.cumsum(dim=-1) - probs) >= sampling.top_p
         scores = scores.scatter(-1, order, sorted_scores.masked_fill(drop, float("-inf")))
-    return _inverse_cdf_sample(scores.softmax(dim=-1))
+    return _inverse_cdf_sample(scores.softmax(dim=-1), valid)
 
 
-def _inverse_cdf_sample(probs: torch.Tensor) -> torch.Tensor:
+def check_sampled(valid: torch.Tensor) -> None:
+    """Raise the error `sample_next` deferred into `valid`, if any row had nothing to sample from."""
+    if not bool(valid.all()):  # as torch.multinomial, refuse to sample garbage
+        raise RuntimeError("probability tensor contains either inf, nan or element < 0")
+
+
+def _inverse_cdf_sample(probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """One draw per row of (B, V) probabilities: the first token whose cumulative mass exceeds a uniform
     draw. Exact like torch.multinomial, but an order of magnitude faster on CPU (multinomial draws an
     exponential variate per vocabulary entry); zero-probability tokens are never picked."""
     cdf = probs.double().cumsum(dim=-1)
     total = cdf[:, -1]
-    if not bool((torch.isfinite(total) & (total > 0)).all()):  # as torch.multinomial, refuse to sample garbage
-        raise RuntimeError("probability tensor contains either inf, nan or element < 0")
+    ok = (torch.isfinite(total) & (total > 0)).all()
+    if valid is None:
+        check_sampled(ok)
+    else:
+        valid &= ok
     u = torch.rand(probs.shape[0], 1, dtype=cdf.dtype, device=probs.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=probs.shape[-1] - 1)
 
@@ -136,10 +150,14 @@ def decode(
     *,
     prefilled: bool = False,
     processors: list[Processor] | None = None,
+    check_every: int | None = None,
 ) -> torch.Tensor:
     """Generate up to `sampling.max_new_tokens` tokens for each left-padded prompt row.
 
     `prefilled`: the step's cache already holds every prompt token but the last (for all rows).
+    `check_every`: how many tokens pass between looks at which rows have stopped (default 1 on CPU, 16 on
+    CUDA). Each look waits for the device; between looks, the host queues the next tokens while the GPU
+    computes, and stopped rows keep their place (writing `pad_id`) until the next look removes them.
     Returns (B, R) response tokens, each row ending with its stop token or cut at the limit, `pad_id`
     after that.
     """
@@ -152,26 +170,42 @@ def decode(
     # No padding anywhere (the 1-shot batch: one prompt repeated): attention skips the mask, and it is not kept.
     attn: torch.Tensor | None = None if bool(mask.all()) else mask
     seq, pos = ids, positions[:, -1:]
+    every = check_every or (16 if device.type == "cuda" else 1)
+    # Unusable scores raise at once when every token is looked at; else at the next look.
+    valid = None if every == 1 else torch.ones((), dtype=torch.bool, device=device)
+    stopped = torch.zeros(batch, dtype=torch.bool, device=device)  # rows that stopped since the last look
     steps = 0
     for t in range(sampling.max_new_tokens):
         logits = step(feed, feed_pos, attn)
         for proc in processors or ():
             logits = proc(seq, logits)
-        token = sample_next(logits, sampling)
+        token = sample_next(logits, sampling, valid).masked_fill(stopped, pad_id)
         out[active, t] = token
         steps = t + 1
-        running = ~torch.isin(token, stops)
-        live = int(running.sum())  # (one wait for the device per step, not two)
-        if steps == sampling.max_new_tokens or live == 0:
+        stopped = stopped | torch.isin(token, stops)
+        if steps == sampling.max_new_tokens:
             break
-        if live < len(running):  # compact: finished rows leave the batch and the cache
-            keep = running.nonzero().squeeze(-1)
-            step.select(keep)
-            active, token, pos, seq = active[keep], token[keep], pos[keep], seq[keep]
-            attn = attn[keep] if attn is not None else None
+        if steps % every == 0:  # a look: the one wait for the device
+            if valid is not None:
+                check_sampled(valid)
+            live = int((~stopped).sum())
+            if live == 0:
+                break
+            if live < len(stopped):  # compact: stopped rows leave the batch and the cache
+                keep = (~stopped).nonzero().squeeze(-1)
+                step.select(keep)
+                active, token, pos, seq = active[keep], token[keep], pos[keep], seq[keep]
+                stopped = stopped[keep]
+                attn = attn[keep] if attn is not None else None
         seq = torch.cat([seq, token[:, None]], dim=1) if processors else seq
         if attn is not None:
             attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
         pos = pos + 1
         feed, feed_pos = token[:, None], pos
+    if valid is not None:
+        check_sampled(valid)
+    if every > 1:  # (the last look may come after every row has stopped: drop the columns after the last stop)
+        is_stop = torch.isin(out[:, :steps], stops)
+        ends = torch.where(is_stop.any(1), is_stop.int().argmax(1) + 1, steps)
+        steps = int(ends.max())
     return out[:, :steps]
