@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA checks in one go, on one GPU: the step benchmark against TRL (forced lengths), the GPU tests, then
-# ours alone on long-tailed lengths. Logs and the JSON lines go to the folder given (default cuda-results/).
+# ours alone on long-tailed lengths, then where a decode step's time goes (decode_profile.py). Logs and the JSON
+# lines go to the folder given (default cuda-results/).
 # Each part has its own time limit so that one that hangs does not take the others with it.
 #
 #     bash benchmarks/cuda_checks.sh [out-dir] [timed steps]
@@ -17,3 +18,5 @@ timeout 240 python3 benchmarks/step_vs_trl.py --device cuda --rounds 1 --steps "
 timeout 60 python3 -m pytest -q -p no:cacheprovider -m gpu tests/rollout 2>&1 | tail -n 30 | tee "$out/tests.log"
 timeout 100 python3 benchmarks/step_vs_trl.py --device cuda --workload longtail --only ours --rounds 1 \
     --steps "$steps" --json 2>&1 | grep -v "shards\|Loading weights" | tee "$out/longtail.log"
+timeout 120 python3 benchmarks/decode_profile.py --device cuda --batch 64 1 --tokens 256 --kernels 2>&1 \
+    | grep -v "shards\|Loading weights" | tee "$out/decode_profile.log"
