@@ -85,6 +85,9 @@ def test_buffers_are_reused_by_the_next_rollout_without_leftovers(parts: tuple) 
     fresh = _drive(GraphDecoder(lm, window=8).start(ids, mask, 9, None), ids, mask, {1: [3]}, 9)
     for a, b in zip(again, fresh, strict=True):
         assert torch.equal(a, b)
+    assert len(decoder._levels) == 3  # (4 rows, then 2 and 1 in its first rows)
+    decoder.start(ids, mask, 40, None)  # another capacity: the old buffers and recordings are let go
+    assert list(decoder._levels) == [(4, -(-(ids.shape[1] + 40) // 8) * 8)]
 
 
 class _StopByFirstToken:

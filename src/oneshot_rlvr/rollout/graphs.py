@@ -9,11 +9,13 @@ addresses. So the step runs on static buffers:
 - attention over a fixed window of the cache (a multiple of `window`, recorded once per window size),
   with an additive bias that masks the positions not written yet and the prompts' padding;
 - finished rows stay in their slots (their outputs are ignored) until at most half the batch is left,
-  then the live rows move to a batch half the size, with its own recordings. Rows that stop early
-  stop costing decode time, in steps of two.
+  then the live rows move to a batch half the size (its buffers are the first rows of the full batch's),
+  with its own recordings. Rows that stop early stop costing compute, in steps of two (time much less: on
+  a GPU a step costs about the same at 1 row as at 64, so the longest row sets the time).
 
-Recordings and buffers are kept for the next rollout (the weights are refreshed in place, so they stay
-valid). Off CUDA the same code runs eagerly (`record=None`), which is how it is tested on CPU.
+Recordings and buffers are kept for the next rollout of the same shape (the weights are refreshed in place,
+so they stay valid); a rollout of another shape replaces them. Off CUDA the same code runs eagerly
+(`record=None`), which is how it is tested on CPU.
 """
 
 from __future__ import annotations
@@ -145,6 +147,10 @@ class GraphDecoder:
         once per distinct prompt when `shared` is (first row of each prompt, each row's prompt))."""
         batch, width = ids.shape
         capacity = -(-(width + max_new_tokens) // self.window) * self.window
+        if (batch, capacity) not in self._levels:
+            # Another shape (validation's, say): free the old buffers and recordings rather than keep a KV cache
+            # per shape ever seen (gigabytes each at the paper's 3,072 tokens); switching back records again.
+            self._levels.clear()
         level = self.level(batch, capacity)
         floor = torch.finfo(self.lm.dtype).min
         level.bias.fill_(floor)
