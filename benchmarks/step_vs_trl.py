@@ -185,6 +185,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     rollout_dtype = {"bf16": torch.bfloat16, "fp32": None}[args.rollout_dtype]
     stops = stop_token_ids(tok)
     engine = HFRolloutEngine(None, tok, max_batch_rows=rows, dtype=rollout_dtype, processes=args.rollout_processes,
+                             graphs=None if args.cuda_graphs == "on" else False,
                              logits_processor_factory=lambda prompt_len: LengthForcer(prompt_len, table,
                                                                                      tok.eos_token_id, stops))
     cfg = resolve_config(None, None, [
@@ -312,6 +313,8 @@ def main() -> None:
                    help="our sampling weights (default bf16)")
     p.add_argument("--rollout-processes", type=int, default=1,
                    help="our sampling processes (CPU only; their peak memory is added to ours)")
+    p.add_argument("--cuda-graphs", choices=("on", "off"), default="on",
+                   help="our decode steps replayed from CUDA graphs on CUDA (default) or launched one by one")
     p.add_argument("--threads", type=int, default=0, help="torch threads per side (0 = torch's default)")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)

@@ -120,6 +120,9 @@ class TrainConfig:
     """Processes that sample side by side, each a slice of the rows (CPU fast path only; see
     `oneshot_rlvr.rollout.parallel`): a small model's CPU decode uses one core whatever the thread count.
     Samples depend on this number as well as on the seed."""
+    rollout_cuda_graphs: bool = True
+    """On CUDA, replay each decode step from a CUDA graph (Qwen2 / Llama / Mistral; `oneshot_rlvr.rollout.graphs`).
+    False launches the same steps one kernel at a time (slower; for debugging)."""
 
     # --- optimisation
     lr: float = 1e-6

@@ -211,3 +211,23 @@ def test_lora_trains_adapters_and_resumes(tiny_model_dir: Path, tmp_path: Path) 
 def test_missing_model_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(RlvrError, match="not a local folder and could not be fetched"):
         load_tokenizer(str(tmp_path / "no-such-model"))
+
+
+@pytest.mark.parametrize(("setting", "graphs"), [("true", None), ("false", False)])
+def test_rollout_cuda_graphs_setting_reaches_the_engine(tiny_model_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch, setting: str,
+                                                        graphs: bool | None) -> None:
+    """None lets the engine record CUDA graphs when it samples on CUDA; False turns them off."""
+    from oneshot_rlvr.rollout import hf
+    from oneshot_rlvr.train import loop
+
+    seen: list[object] = []
+
+    class Recording(hf.HFRolloutEngine):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            seen.append(kwargs.get("graphs"))
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "HFRolloutEngine", Recording)
+    train(config(tiny_model_dir, "steps=1", f"rollout_cuda_graphs={setting}"), tmp_path / "run", quiet=True)
+    assert seen == [graphs]

@@ -173,8 +173,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     rollout_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(
         cfg.rollout_dtype, torch.bfloat16 if device.type == "cuda" else None)
     own_engine = engine is None
+    graphs = None if cfg.rollout_cuda_graphs else False  # (None: on CUDA)
     engine = engine or HFRolloutEngine(model, tokenizer, max_batch_rows=cfg.rollout_batch_rows, dtype=rollout_dtype,
-                                       processes=cfg.rollout_processes)
+                                       processes=cfg.rollout_processes, graphs=graphs)
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens)
     validator = Validator.from_config(cfg, tokenizer, out if info.main else None) if cfg.val_file else None
