@@ -4,10 +4,13 @@
 # lines go to the folder given (default cuda-results/).
 # Each part has its own time limit so that one that hangs does not take the others with it.
 #
-#     bash benchmarks/cuda_checks.sh [out-dir] [timed steps]
+# Further arguments are micro-batch sizes to time our side alone with (forced lengths), after the rest.
+#
+#     bash benchmarks/cuda_checks.sh [out-dir] [timed steps] [micro-batch sizes...]
 set -u
 out=${1:-cuda-results}
 steps=${2:-3}
+shift $(( $# < 2 ? $# : 2 ))
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
@@ -20,3 +23,7 @@ timeout 100 python3 benchmarks/step_vs_trl.py --device cuda --workload longtail 
     --steps "$steps" --json 2>&1 | grep -v "shards\|Loading weights" | tee "$out/longtail.log"
 timeout 120 python3 benchmarks/decode_profile.py --device cuda --batch 64 1 --tokens 256 --kernels 2>&1 \
     | grep -v "shards\|Loading weights" | tee "$out/decode_profile.log"
+for micro in "$@"; do
+    timeout 120 python3 benchmarks/step_vs_trl.py --device cuda --only ours --micro "$micro" --rounds 1 \
+        --steps "$steps" --json 2>&1 | grep -v "shards\|Loading weights" | tee "$out/micro$micro.log"
+done
