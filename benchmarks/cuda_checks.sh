@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # The CUDA checks in one go, on one GPU: the step benchmark against TRL (forced lengths), the GPU tests, then
-# ours alone on long-tailed lengths, then where a decode step's time goes (decode_profile.py). Logs and the JSON
-# lines go to the folder given (default cuda-results/).
-# Each part has its own time limit so that one that hangs does not take the others with it.
-#
-# Further arguments are micro-batch sizes to time our side alone with (forced lengths), after the rest.
+# ours alone on long-tailed lengths, then where a decode step's time goes (decode_profile.py) and where the
+# reference pass and the update's go, by micro-batch size (update_profile.py; default sizes 16 32 64). Logs and
+# the JSON lines go to the folder given (default cuda-results/). Each part has its own time limit so that one
+# that hangs does not take the others with it.
 #
 #     bash benchmarks/cuda_checks.sh [out-dir] [timed steps] [micro-batch sizes...]
 set -u
@@ -23,7 +22,6 @@ timeout 100 python3 benchmarks/step_vs_trl.py --device cuda --workload longtail 
     --steps "$steps" --json 2>&1 | grep -v "shards\|Loading weights" | tee "$out/longtail.log"
 timeout 120 python3 benchmarks/decode_profile.py --device cuda --batch 64 1 --tokens 256 --kernels 2>&1 \
     | grep -v "shards\|Loading weights" | tee "$out/decode_profile.log"
-for micro in "$@"; do
-    timeout 120 python3 benchmarks/step_vs_trl.py --device cuda --only ours --micro "$micro" --rounds 1 \
-        --steps "$steps" --json 2>&1 | grep -v "shards\|Loading weights" | tee "$out/micro$micro.log"
-done
+[ $# -gt 0 ] || set -- 16 32 64
+timeout 150 python3 benchmarks/update_profile.py --device cuda --micro "$@" 2>&1 \
+    | grep -v "shards\|Loading weights" | tee "$out/update_profile.log"

@@ -1,0 +1,112 @@
+"""Where the rest of a step goes: the reference pass and the update, by micro-batch size.
+
+Same random-weight models as `step_vs_trl.py` (`--device cuda`: the Qwen2.5-1.5B shape in bf16 with activation
+checkpointing, as its GPU run; `cpu`: the 4-layer model in float32 under bf16 autocast). A synthetic batch:
+`--rows` copies of the benchmark prompt, each followed by `--tokens` random response tokens. For each
+micro-batch size it times, after one warm-up, the reference pass with the shared prompt run once and without
+(`response_logprobs(share_prefix=...)`) and `update_policy` (forward, backward, AdamW), with the peak memory of
+each (GPU only).
+
+    python benchmarks/update_profile.py --device cuda --micro 16 32 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from oneshot_rlvr.algo import response_logprobs
+from oneshot_rlvr.config import resolve_config
+from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
+from oneshot_rlvr.train.dist import DistInfo
+from oneshot_rlvr.train.update import Batch, autocast, micro_batches, update_policy
+from step_vs_trl import PROMPT, build_model
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
+    """(seconds, peak GB allocated on the GPU during the call; 0 on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        return time.perf_counter() - start, torch.cuda.max_memory_allocated() / 2**30
+    return time.perf_counter() - start, 0.0
+
+
+def synthetic_batch(tok: Any, rows: int, tokens: int) -> Batch:
+    prompt = torch.tensor(tok(PROMPT, add_special_tokens=False).input_ids)
+    response = torch.randint(0, len(tok), (rows, tokens))
+    ids = torch.cat([prompt.expand(rows, -1), response], dim=1)
+    response_mask = torch.zeros_like(ids)
+    response_mask[:, len(prompt):] = 1
+    return Batch(ids, torch.ones_like(ids), response_mask, adv=torch.randn(rows))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--micro", type=int, nargs="+", default=[16, 32, 64])
+    p.add_argument("--rows", type=int, default=64)
+    p.add_argument("--tokens", type=int, default=None, help="response tokens (default 128 on cpu, 512 on cuda)")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    tokens = args.tokens or (512 if args.device == "cuda" else 128)
+    cuda = args.device == "cuda"
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = str(build_model(args.device, Path(tmp) / "model"))
+        tok = load_tokenizer(model_dir)
+        options = LoadOptions(dtype="bfloat16" if cuda else "float32", gradient_checkpointing=cuda,
+                              attn_implementation="sdpa" if cuda else "eager")
+        model = load_model(model_dir, options, device).train()
+    ref = copy.deepcopy(model).eval().requires_grad_(False).to(torch.bfloat16)
+    params = [q for q in model.parameters() if q.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-6, foreach=not cuda, fused=cuda or None)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)
+    torch.manual_seed(0)
+    batch = synthetic_batch(tok, args.rows, tokens)
+    info = DistInfo()  # (one process)
+    for micro in args.micro:
+        cfg = resolve_config(None, None, [
+            f"model={model_dir}", "problem=x", "answer=1", f"batch_size={args.rows}", f"mini_batch_size={args.rows}",
+            "n=1", f"max_new_tokens={tokens}", f"micro_batch_size={micro}", "temperature=1.0", "lr=1e-6",
+            "kl_coef=0.001", "entropy_coef=0.001", f"device={args.device}", "autocast=bf16",
+            f"dtype={options.dtype}", f"gradient_checkpointing={str(cuda).lower()}"])
+
+        def reference(share: bool, cfg: Any = cfg) -> torch.Tensor:
+            out = torch.zeros(batch.input_ids.shape)
+            with torch.no_grad():
+                for idx, cols, mb in micro_batches(batch, list(range(args.rows)), cfg):
+                    with autocast(cfg, device):
+                        logp = response_logprobs(ref, mb["input_ids"].to(device), mb["attention_mask"].to(device),
+                                                 mb["response_mask"].to(device), share_prefix=share)
+                    out[idx, cols] = logp.float().cpu()
+            return out
+
+        batch.ref_logp = reference(True)  # (also the warm-up)
+        row: dict[str, Any] = {"micro": micro}
+        for share in (True, False):
+            row[f"ref_share_{share}_s"], row[f"ref_share_{share}_gb"] = timed(lambda s=share: reference(s), device)
+        update_policy(model, optimizer, scheduler, batch, cfg, info, device, 1)  # warm-up
+        row["update_s"], row["update_gb"] = timed(
+            lambda cfg=cfg: update_policy(model, optimizer, scheduler, batch, cfg, info, device, 2), device)
+        results.append(row)
+        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
