@@ -104,7 +104,11 @@ def load_model(name: str, options: LoadOptions | None = None, device: Any = "cpu
         raise _load_error(path, err) from None
     model.to(device)
     if opts.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # (transformers' name since it deprecated the other)
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         model.config.use_cache = False
     if opts.lora_r > 0:
         model = _add_lora(model, opts, adapter)
