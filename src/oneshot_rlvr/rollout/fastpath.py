@@ -430,8 +430,15 @@ def prefilled_step(lm: FastLM, ids: torch.Tensor, mask: torch.Tensor, max_new_to
     if shared is None:
         return FastStep(lm, lm.new_cache(ids.shape[0], capacity))
     unique, slots = shared
+    cache = prefill(lm, ids, mask, unique, capacity)
+    cache.select(slots)
+    return FastStep(lm, cache)
+
+
+def prefill(lm: FastLM, ids: torch.Tensor, mask: torch.Tensor, unique: torch.Tensor, capacity: int) -> KVCache:
+    """A cache of `capacity` positions holding all but the last token of the distinct prompts `unique` (row
+    indices of left-padded `ids`), one cache row each."""
     cache = lm.new_cache(len(unique), capacity)
     u_ids, u_mask, positions = prefill_inputs(ids, mask, unique)
     lm.forward(u_ids, positions, cache, None if bool(u_mask.all()) else u_mask)
-    cache.select(slots)
-    return FastStep(lm, cache)
+    return cache

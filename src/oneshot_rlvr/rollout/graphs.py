@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from oneshot_rlvr.rollout.decode import prefill_inputs
-from oneshot_rlvr.rollout.fastpath import FastLM, KVCache
+from oneshot_rlvr.rollout.fastpath import FastLM, KVCache, prefill
 
 Recorder = Callable[[Callable[[], Tensor]], Callable[[], Tensor]]
 """Turns a function of static buffers into one that replays it (a CUDA graph), or returns it as is."""
@@ -156,10 +155,8 @@ class GraphDecoder:
         level.bias.fill_(floor)
         if width > 1:
             unique, slots = shared if shared is not None else (torch.arange(batch, device=ids.device),) * 2
-            u_ids, u_mask, positions = prefill_inputs(ids, mask, unique)
-            prefill = self.lm.new_cache(len(unique), width - 1)
-            self.lm.forward(u_ids, positions, prefill, None if bool(u_mask.all()) else u_mask)
-            for src, dst in zip((*prefill.keys, *prefill.values), (*level.cache.keys, *level.cache.values),
+            prompts = prefill(self.lm, ids, mask, unique, width - 1)
+            for src, dst in zip((*prompts.keys, *prompts.values), (*level.cache.keys, *level.cache.values),
                                 strict=True):
                 dst[:, :, : width - 1] = src.index_select(0, slots)
             level.bias[:, 0, 0, : width - 1].masked_fill_(mask[:, :-1].bool(), 0.0)

@@ -168,13 +168,11 @@ class HFRolloutEngine:
                 resp = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **kwargs)[:, ids.shape[1] :]
             elif self._fast is not None and self.processes > 1 and ids.shape[0] > 1:
                 resp = self._decode_in_processes(rows, ids, mask, sampling, kwargs.get("logits_processor", []))
-            elif self._graphs is not None:
-                graph_step = self._graphs.start(ids, mask, sampling.max_new_tokens, shared)
-                resp = decode(graph_step, ids, mask, sampling, self.stop_ids, self.pad_id, prefilled=True,
-                              processors=kwargs.get("logits_processor"))
             else:
                 step = self._step(ids, mask, sampling, shared)
-                resp = decode(step, ids, mask, sampling, self.stop_ids, self.pad_id, prefilled=shared is not None,
+                # (the static step prefills every prompt itself, shared or not)
+                prefilled = shared is not None or self._graphs is not None
+                resp = decode(step, ids, mask, sampling, self.stop_ids, self.pad_id, prefilled=prefilled,
                               processors=kwargs.get("logits_processor"))
         finally:
             model.train(was_training)
@@ -200,7 +198,10 @@ class HFRolloutEngine:
 
     def _step(self, ids: torch.Tensor, mask: torch.Tensor, sampling: SamplingParams,
               shared: tuple[torch.Tensor, torch.Tensor] | None) -> Step:
-        """The decode loop's forward, its cache prefilled with all but the last prompt token when shared."""
+        """The decode loop's forward, its cache prefilled with all but the last prompt token when shared (and
+        always on the static step)."""
+        if self._graphs is not None:
+            return self._graphs.start(ids, mask, sampling.max_new_tokens, shared)
         capacity = ids.shape[1] + sampling.max_new_tokens
         if self._fast is None:
             cache = make_cache(capacity)
