@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,11 @@ from oneshot_rlvr.rollout.decode import decode, sample_next
 from oneshot_rlvr.rollout.fastpath import FastLM
 from oneshot_rlvr.rollout.graphs import GraphDecoder, cuda_graph_recorder
 from step_vs_trl import PROMPT, build_model
+from update_profile import timed
 
 
 def per_token_ms(fn: Callable[[], object], tokens: int, device: str) -> float:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / tokens * 1e3
+    return timed(fn, torch.device(device))[0] / tokens * 1e3
 
 
 def profile_batch(decoder: GraphDecoder, tok: Any, batch: int, args: argparse.Namespace) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Same random-weight models as `step_vs_trl.py` (`--device cuda`: the Qwen2.5-1.5B
 checkpointing, as its GPU run; `cpu`: the 4-layer model in float32 under bf16 autocast). A synthetic batch:
 `--rows` copies of the benchmark prompt, each followed by `--tokens` random response tokens. For each
 micro-batch size it times, after one warm-up, the reference pass with the shared prompt run once and without
-(`response_logprobs(share_prefix=...)`) and `update_policy` (forward, backward, AdamW), with the peak memory of
+(`score_tokens(share_prefix=...)`) and `update_policy` (forward, backward, AdamW), with the peak memory of
 each (GPU only).
 
     python benchmarks/update_profile.py --device cuda --micro 16 32 64
@@ -25,11 +25,10 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from oneshot_rlvr.algo import response_logprobs
 from oneshot_rlvr.config import resolve_config
 from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
 from oneshot_rlvr.train.dist import DistInfo
-from oneshot_rlvr.train.update import Batch, autocast, micro_batches, update_policy
+from oneshot_rlvr.train.update import Batch, score_tokens, update_policy
 from step_vs_trl import PROMPT, build_model
 
 
@@ -87,14 +86,7 @@ def main() -> None:
             f"dtype={options.dtype}", f"gradient_checkpointing={str(cuda).lower()}"])
 
         def reference(share: bool, cfg: Any = cfg) -> torch.Tensor:
-            out = torch.zeros(batch.input_ids.shape)
-            with torch.no_grad():
-                for idx, cols, mb in micro_batches(batch, list(range(args.rows)), cfg):
-                    with autocast(cfg, device):
-                        logp = response_logprobs(ref, mb["input_ids"].to(device), mb["attention_mask"].to(device),
-                                                 mb["response_mask"].to(device), share_prefix=share)
-                    out[idx, cols] = logp.float().cpu()
-            return out
+            return score_tokens(ref, batch, cfg, device, share_prefix=share)
 
         batch.ref_logp = reference(True)  # (also the warm-up)
         row: dict[str, Any] = {"micro": micro}

@@ -97,13 +97,16 @@ def micro_batches(
 
 
 @torch.no_grad()
-def score_tokens(model: Any, batch: Batch, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
-    """(N, L) log-probs of the response tokens, no gradients (old policy or reference)."""
+def score_tokens(model: Any, batch: Batch, cfg: TrainConfig, device: torch.device, *,
+                 share_prefix: bool = True) -> torch.Tensor:
+    """(N, L) log-probs of the response tokens, no gradients (old policy or reference); `share_prefix` as in
+    `response_logprobs`."""
     out = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
     for idx, cols, mb in micro_batches(batch, list(range(batch.input_ids.shape[0])), cfg):
         with autocast(cfg, device):
             logp = response_logprobs(model, mb["input_ids"].to(device), mb["attention_mask"].to(device),
-                                     mb["response_mask"].to(device), temperature=cfg.temperature)
+                                     mb["response_mask"].to(device), temperature=cfg.temperature,
+                                     share_prefix=share_prefix)
         out[idx, cols] = logp.float().cpu()
     return out
 
