@@ -1,11 +1,12 @@
 """Where the rest of a step goes: the reference pass and the update, by micro-batch size.
 
 Same random-weight models as `step_vs_trl.py` (`--device cuda`: the Qwen2.5-1.5B shape in bf16 with activation
-checkpointing, as its GPU run; `cpu`: the 4-layer model in float32 under bf16 autocast). A synthetic batch:
-`--rows` copies of the benchmark prompt, each followed by `--tokens` random response tokens. For each
-micro-batch size it times, after one warm-up, the reference pass with the shared prompt run once and without
-(`score_tokens(share_prefix=...)`) and `update_policy` (forward, backward, AdamW), with the peak memory of
-each (GPU only).
+checkpointing, as its GPU run; `cpu`: the 4-layer model in float32), under bf16 autocast where the device has
+native bf16 (the trainer's autocast=auto; the reference model is then bf16 too). A synthetic batch: `--rows`
+copies of the benchmark prompt, each followed by `--tokens` random response tokens. For each micro-batch size it
+times, after one warm-up, the reference pass with the shared prompt run once and without
+(`score_tokens(share_prefix=...)`) and `update_policy` (forward, backward, AdamW), with the peak memory of each
+(GPU only).
 
     python benchmarks/update_profile.py --device cuda --micro 16 32 64
 """
@@ -27,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from oneshot_rlvr.config import resolve_config
 from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
+from oneshot_rlvr.models.precision import resolve_autocast
 from oneshot_rlvr.train.dist import DistInfo
 from oneshot_rlvr.train.update import Batch, score_tokens, update_policy
 from step_vs_trl import PROMPT, build_model
@@ -71,7 +73,9 @@ def main() -> None:
         options = LoadOptions(dtype="bfloat16" if cuda else "float32", gradient_checkpointing=cuda,
                               attn_implementation="sdpa" if cuda else "eager")
         model = load_model(model_dir, options, device).train()
-    ref = copy.deepcopy(model).eval().requires_grad_(False).to(torch.bfloat16)
+    precision = resolve_autocast("auto", device)  # (as the trainer: the reference model in bf16 under autocast)
+    ref = copy.deepcopy(model).eval().requires_grad_(False)
+    ref = ref.to(torch.bfloat16) if precision == "bf16" else ref
     params = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6, foreach=not cuda, fused=cuda or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)
@@ -82,7 +86,7 @@ def main() -> None:
         cfg = resolve_config(None, None, [
             f"model={model_dir}", "problem=x", "answer=1", f"batch_size={args.rows}", f"mini_batch_size={args.rows}",
             "n=1", f"max_new_tokens={tokens}", f"micro_batch_size={micro}", "temperature=1.0", "lr=1e-6",
-            "kl_coef=0.001", "entropy_coef=0.001", f"device={args.device}", "autocast=bf16",
+            "kl_coef=0.001", "entropy_coef=0.001", f"device={args.device}", f"autocast={precision}",
             f"dtype={options.dtype}", f"gradient_checkpointing={str(cuda).lower()}"])
 
         def reference(share: bool, cfg: Any = cfg) -> torch.Tensor:

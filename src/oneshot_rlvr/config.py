@@ -20,6 +20,9 @@ import yaml
 
 from oneshot_rlvr.errors import RlvrError
 
+AUTOCAST_CHOICES = ("auto", "bf16", "none")
+"""Values of the `autocast` setting (resolved per device by `oneshot_rlvr.models.precision`)."""
+
 
 @dataclass
 class TrainConfig:
@@ -30,8 +33,10 @@ class TrainConfig:
     """Policy model: local folder, Hugging Face hub id, or builtin:tiny."""
     dtype: str = "float32"
     """Dtype of the trained weights (float32 master weights, as the paper; bfloat16 halves memory)."""
-    autocast: str = "bf16"
-    """Compute dtype for forward passes: bf16 (autocast) or none."""
+    autocast: str = "auto"
+    """Compute dtype for forward passes: bf16 (autocast), none (the weights' dtype), or auto: bf16 where the device
+    multiplies bf16 natively (GPUs from Ampere on, CPUs with AVX-512 or AMX), none elsewhere (on an AVX2-only CPU
+    bf16 autocast made a step 10x slower). The run's config.yaml records what auto chose."""
     gradient_checkpointing: bool = False
     """Recompute activations during backward to save memory."""
     attn_implementation: str = "auto"
@@ -173,7 +178,7 @@ class TrainConfig:
         choices = {
             "algo": ("grpo", "dr_grpo", "rloo", "ppo"), "adv_norm": ("group", "batch", "none"),
             "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"),
-            "kl_kind": ("k1", "k2", "k3"), "autocast": ("bf16", "none"),
+            "kl_kind": ("k1", "k2", "k3"), "autocast": AUTOCAST_CHOICES,
             "rollout_dtype": ("auto", "bfloat16", "float32"),
             "attn_implementation": ("auto", "sdpa", "eager", "flash_attention_2"),
             "template": ("oneshot-train", "qwen25-math-cot", "plain"),
@@ -221,10 +226,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         val_every=20, template="oneshot-train", val_template="qwen25-math-cot",
     ),
     # The bundled tiny world on a CPU (what `rlvr demo` trains with): minutes, not hours. bf16 autocast over
-    # float32 weights (as the paper) halves the update's time on a CPU; rollouts sample in float32 at the
-    # paper's temperature. 80 steps leave room after the example saturates (about step 25).
+    # float32 weights (as the paper) halves the update's time on a CPU with native bf16 (auto: float32 on one
+    # without, where bf16 is 10x slower); rollouts sample in float32 at the paper's temperature. 80 steps leave
+    # room after the example saturates (about step 25).
     "tiny-cpu": dict(
-        model="builtin:tiny", device="cpu", dtype="float32", autocast="bf16", rollout_dtype="float32",
+        model="builtin:tiny", device="cpu", dtype="float32", autocast="auto", rollout_dtype="float32",
         algo="grpo", n=8, temperature=0.6, max_new_tokens=96, max_prompt_tokens=256, lr=3e-5,
         batch_size=16, mini_batch_size=16, micro_batch_size=32, rollout_batch_rows=128, steps=80,
         save_every=10, val_every=10, kl_coef=0.001, entropy_coef=0.001, template="oneshot-train",

@@ -61,6 +61,11 @@ def test_our_side_runs_end_to_end_and_reports_the_floor(tmp_path: Path) -> None:
     assert summary["ours_new_tokens"] == 4 * 8  # every row forced to the full length
     assert summary["copy_bandwidth_gbs"] > 0 and 0 < summary["ours_decode_floor_s"] < summary["ours_generate_s"]
     assert "ratio" not in summary  # one side only
+    # Precision follows the trainer's autocast=auto: bf16 only where this CPU multiplies it natively.
+    import torch
+
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert (summary["autocast"], summary["rollout_dtype"]) == (("bf16", "bf16") if native else ("none", "fp32"))
 
 
 def test_report_gives_the_ratio_of_medians_and_each_round_s_own(bench: ModuleType,
@@ -69,7 +74,8 @@ def test_report_gives_the_ratio_of_medians_and_each_round_s_own(bench: ModuleTyp
         return {"step_s": steps, "generate_s": [s / 2 for s in steps], "logprobs_s": [0.1] * len(steps),
                 "update_s": [0.2] * len(steps), "new_tokens": [64.0] * len(steps), "peak_gb": 1.0}
 
-    args = bench.argparse.Namespace(device="cpu", workload="longtail", prompts=2, samples=2, tokens=16, json=True)
+    args = bench.argparse.Namespace(device="cpu", workload="longtail", prompts=2, samples=2, tokens=16, json=True,
+                                    autocast="bf16", rollout_dtype="bf16")
     results = {"ours": [run([1.0, 1.5, 3.5]), run([4.0])], "trl": [run([4.0, 4.0, 4.0]), run([8.0])]}
     bench.report(args, results)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -81,3 +81,29 @@ def test_checkpoint_from_other_settings_is_refused(tmp_path: Path, monkeypatch: 
     monkeypatch.undo()
     with pytest.raises(RlvrError, match="other settings"):
         pretrain(_config(lr=1e-4), tmp_path)
+
+
+def test_autocast_is_resolved_recorded_and_part_of_the_settings(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto becomes bf16 or none before anything is recorded; a checkpoint made in one refuses the other."""
+    import oneshot_rlvr.world.pretrain as module
+    from oneshot_rlvr.errors import RlvrError
+    from oneshot_rlvr.models import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    summary = pretrain(_config(tokens=300), tmp_path / "auto")
+    assert summary["settings"]["autocast"] == "none"
+    explicit = pretrain(_config(tokens=300, autocast="none"), tmp_path / "none")
+    assert explicit["settings"] == summary["settings"]
+
+    def stop(tok, config, step):  # type: ignore[no-untyped-def]
+        if step == 1:
+            raise KeyboardInterrupt
+        return pack_batch(tok, config, step)
+
+    monkeypatch.setattr(module, "pack_batch", stop)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(_config(autocast="auto"), tmp_path / "stopped")  # (none here)
+    monkeypatch.setattr(module, "pack_batch", pack_batch)
+    with pytest.raises(RlvrError, match="other settings"):
+        pretrain(_config(autocast="bf16"), tmp_path / "stopped")

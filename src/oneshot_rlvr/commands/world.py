@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from oneshot_rlvr.config import AUTOCAST_CHOICES
 from oneshot_rlvr.errors import RlvrError
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pre.add_argument("--tokens", type=int, default=None, help="training tokens (default 7,500,000)")
     pre.add_argument("--seed", type=int, default=0, help="seed of the tokenizer, weights and corpus stream")
     pre.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    pre.add_argument("--autocast", choices=AUTOCAST_CHOICES, default="auto",
+                     help="bf16 autocast: auto (where the device has native bf16), bf16 or none")
     pre.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     pre.add_argument("--batch-rows", type=int, default=None, help="rows of 512 tokens per step (default 8)")
     pre.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3)")
@@ -67,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
 def _pretrain(args: argparse.Namespace) -> int:
     from oneshot_rlvr.world.pretrain import PretrainConfig, pretrain
 
-    config = PretrainConfig(seed=args.seed, device=args.device, threads=args.threads, init_from=args.init,
-                            mix=_mix(args.mix))
+    config = PretrainConfig(seed=args.seed, device=args.device, autocast=args.autocast, threads=args.threads,
+                            init_from=args.init, mix=_mix(args.mix))
     if args.tokens is not None:
         if args.tokens <= 0:
             raise RlvrError(f"--tokens must be > 0, got {args.tokens}")

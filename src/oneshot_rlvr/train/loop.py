@@ -7,6 +7,7 @@ checkpoints in `train.state`. Everything it does is decided by one `TrainConfig`
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -22,6 +23,7 @@ from oneshot_rlvr.config import TrainConfig, save_config
 from oneshot_rlvr.data import Problem, render_prompt
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
+from oneshot_rlvr.models.precision import describe, resolve_autocast
 from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
 from oneshot_rlvr.rollout.hf import HFRolloutEngine, concat_rollouts
 from oneshot_rlvr.train import dist
@@ -110,6 +112,12 @@ def _generate(engine: RolloutEngine, prompts: list[str], cfg: TrainConfig, step:
 def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | None, reward_fn: RewardFn,
            quiet: bool, device: torch.device, info: dist.DistInfo, save_final: bool) -> Path:
     cfg.validate(info.world)
+    # auto becomes bf16 or none here, so config.yaml (written below) records what ran and a resume keeps it.
+    chosen = resolve_autocast(cfg.autocast, device)
+    if cfg.autocast == "auto" and info.main:
+        log.info("autocast=auto on %s: %s", describe(device),
+                 "bf16" if chosen == "bf16" else "float32 (no native bf16 matmul)")
+    cfg = dataclasses.replace(cfg, autocast=chosen)
     if info.enabled and cfg.reward == "math":
         # Each rank grades its own share: split the cores between ranks rather than 8 workers each.
         from oneshot_rlvr.reward import GraderConfig, configure

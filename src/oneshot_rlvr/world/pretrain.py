@@ -36,7 +36,10 @@ class PretrainConfig:
     seed: int = 0
     """Seeds the tokenizer sample, the initial weights and the document stream."""
     device: str = "cpu"
-    """cpu or cuda; both use bfloat16 autocast over float32 master weights."""
+    """cpu or cuda (float32 master weights either way)."""
+    autocast: str = "auto"
+    """bf16, none, or auto: bf16 where the device multiplies bf16 natively (the bundled model was pretrained under
+    bf16 autocast), float32 elsewhere (`oneshot_rlvr.models.precision`); `pretrain` records the choice."""
     threads: int = 0
     """CPU threads for torch (0 keeps torch's default); one thread is steadier on a busy shared machine."""
     vocab_size: int = 1024
@@ -131,6 +134,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     import torch
     from transformers import GenerationConfig, Qwen2ForCausalLM
 
+    from oneshot_rlvr.models.precision import resolve_autocast
     from oneshot_rlvr.models.tiny import tiny_qwen2_config
 
     out = Path(out_dir)
@@ -138,6 +142,8 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     if config.device == "cuda" and not torch.cuda.is_available():
         raise RlvrError("--device cuda: no CUDA device is available")
     device = torch.device(config.device)
+    # (resolved before the settings are compared or recorded: a checkpoint made in another precision is refused)
+    config = dataclasses.replace(config, autocast=resolve_autocast(config.autocast, device))
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -183,7 +189,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
             ids, labels, real = pack_batch(tokenizer, config, step)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(config, step, total_steps)
-            with torch.autocast(device.type, dtype=torch.bfloat16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
                 loss = model(input_ids=ids.to(device), labels=labels.to(device)).loss
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
