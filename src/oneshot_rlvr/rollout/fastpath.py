@@ -326,8 +326,8 @@ def _pack(weight: Tensor | None) -> Tensor | None:
 
     With a plain bf16 weight, the reorder into oneDNN's blocked layout happens inside every matmul call, a large
     share of a small-batch one (prepacked: 25-40% faster per matmul on the benchmark model's shapes).
-    The packing ops are the ones `torch.compile` uses for frozen CPU weights; a PyTorch build without them
-    keeps the plain matmul.
+    The packing ops are the ones `torch.compile` uses for frozen CPU weights; a PyTorch build without them, or a
+    CPU without native bf16 (where oneDNN refuses to pack), keeps the plain matmul.
     """
     if (weight is None or weight.dtype != torch.bfloat16 or weight.device.type != "cpu"
             or not torch.backends.mkldnn.is_available()):
