@@ -17,6 +17,17 @@ def _config(**overrides: object) -> PretrainConfig:
     return PretrainConfig(**base)  # type: ignore[arg-type]
 
 
+def _interrupted_at(stop: int):  # type: ignore[no-untyped-def]
+    """`pack_batch` that stops the run (as Ctrl-C would) when asked for step `stop`."""
+
+    def pack(tok, config, step):  # type: ignore[no-untyped-def]
+        if step == stop:
+            raise KeyboardInterrupt
+        return pack_batch(tok, config, step)
+
+    return pack
+
+
 def test_rows_hold_whole_documents_and_only_responses_are_learned() -> None:
     config = _config()
     tok = build_world_tokenizer(config)
@@ -43,18 +54,11 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path: Path, monkeypatch: p
     full = pretrain(_config(), tmp_path / "full")
     assert full["steps"] >= 3 and full["tokens"] >= 1200
 
-    real_pack = module.pack_batch
-
-    def interrupted(tok, config, step):  # type: ignore[no-untyped-def]
-        if step == 2:
-            raise KeyboardInterrupt
-        return real_pack(tok, config, step)
-
-    monkeypatch.setattr(module, "pack_batch", interrupted)
+    monkeypatch.setattr(module, "pack_batch", _interrupted_at(2))
     with pytest.raises(KeyboardInterrupt):
         pretrain(_config(), tmp_path / "resumed")
     assert (tmp_path / "resumed" / "checkpoint.pt").exists()
-    monkeypatch.setattr(module, "pack_batch", real_pack)
+    monkeypatch.setattr(module, "pack_batch", pack_batch)
     resumed = pretrain(_config(), tmp_path / "resumed")
     assert resumed["steps"] == full["steps"] and resumed["tokens"] == full["tokens"]
     assert not (tmp_path / "resumed" / "checkpoint.pt").exists()
@@ -70,12 +74,7 @@ def test_checkpoint_from_other_settings_is_refused(tmp_path: Path, monkeypatch: 
     import oneshot_rlvr.world.pretrain as module
     from oneshot_rlvr.errors import RlvrError
 
-    def stop(tok, config, step):  # type: ignore[no-untyped-def]
-        if step == 1:
-            raise KeyboardInterrupt
-        return pack_batch(tok, config, step)
-
-    monkeypatch.setattr(module, "pack_batch", stop)
+    monkeypatch.setattr(module, "pack_batch", _interrupted_at(1))
     with pytest.raises(KeyboardInterrupt):
         pretrain(_config(), tmp_path)
     monkeypatch.undo()
@@ -96,12 +95,7 @@ def test_autocast_is_resolved_recorded_and_part_of_the_settings(tmp_path: Path,
     explicit = pretrain(_config(tokens=300, autocast="none"), tmp_path / "none")
     assert explicit["settings"] == summary["settings"]
 
-    def stop(tok, config, step):  # type: ignore[no-untyped-def]
-        if step == 1:
-            raise KeyboardInterrupt
-        return pack_batch(tok, config, step)
-
-    monkeypatch.setattr(module, "pack_batch", stop)
+    monkeypatch.setattr(module, "pack_batch", _interrupted_at(1))
     with pytest.raises(KeyboardInterrupt):
         pretrain(_config(autocast="auto"), tmp_path / "stopped")  # (none here)
     monkeypatch.setattr(module, "pack_batch", pack_batch)
