@@ -101,3 +101,14 @@ def test_autocast_is_resolved_recorded_and_part_of_the_settings(tmp_path: Path,
     monkeypatch.setattr(module, "pack_batch", pack_batch)
     with pytest.raises(RlvrError, match="other settings"):
         pretrain(_config(autocast="bf16"), tmp_path / "stopped")
+
+    # A checkpoint written before the setting existed ran under bf16: it resumes as bf16, not as none.
+    import torch
+
+    ckpt = tmp_path / "stopped" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=False)
+    del state["settings"]["autocast"]
+    torch.save(state, ckpt)
+    with pytest.raises(RlvrError, match="other settings"):
+        pretrain(_config(autocast="none"), tmp_path / "stopped")
+    assert pretrain(_config(autocast="bf16"), tmp_path / "stopped")["settings"]["autocast"] == "bf16"

@@ -19,11 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether `device` multiplies bf16 matrices with kernels of its own rather than an emulation."""
+    """Whether `device` has fast bf16 matmul kernels (not PyTorch's reference fallback)."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     if device.type == "cpu":
-        # oneDNN's answer: AVX-512 (BW, VL, DQ) or newer on x86, the BF16 extension on Arm.
+        # oneDNN's answer: AVX-512 (BW, VL, DQ) or newer on x86 (AVX512-BF16 or AMX in hardware, converted on
+        # older AVX-512: not measured here), the BF16 extension on Arm.
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return False
 

@@ -173,7 +173,8 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state["settings"] != _settings(config):
+        # (checkpoints from before the autocast setting always ran under bf16 autocast)
+        if {"autocast": "bf16", **state["settings"]} != _settings(config):
             raise RlvrError(f"{ckpt}: made with other settings; use another --out or delete the checkpoint")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
