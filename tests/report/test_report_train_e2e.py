@@ -42,4 +42,8 @@ def test_report_of_a_real_run(tiny_model_dir: Path, tmp_path: Path, capsys: pyte
     assert "<th>step</th><th>toy</th>" in page and "<td>1</td>" in page and "<td>2</td>" in page
     assert "Step 1: " in page and "Step 2: " in page and "of 3 validation responses right" in page
     assert "<td>model</td><td>" + str(tiny_model_dir) in page
+    import torch
+
+    chosen = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "none"  # (autocast=auto's choice)
+    assert f"<td>autocast</td><td>{chosen}</td>" in page
     assert "<td>steps logged</td><td>2 of 2</td>" in page

@@ -21,9 +21,10 @@ from oneshot_rlvr.report.rundata import PAPER_COLUMNS, RunData, load_run, read_j
 SAMPLE_PROBLEMS = 3  # validation responses shown per sampled step
 RESPONSE_CHARS = 4000  # longer responses are cut in the page (the records keep them whole)
 
-# Settings shown at the top of the page, in this order, when the config has them.
+# Settings shown at the top of the page, in this order, when the config has them (autocast: what `auto` chose on
+# the machine that trained, which changes the numerics).
 KEY_SETTINGS = ("model", "algo", "lr", "n", "temperature", "batch_size", "mini_batch_size", "steps", "kl_coef",
-                "entropy_coef", "pg_coef", "max_new_tokens", "template", "lora_r", "seed", "val_file")
+                "entropy_coef", "pg_coef", "max_new_tokens", "template", "autocast", "lora_r", "seed", "val_file")
 
 # (label, metrics key, percent?, has a best value?)
 HEADLINES = (
