@@ -359,13 +359,12 @@ def _linear_add(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor |
 def _mlp_hidden(h: Tensor, layer: _Layer, intermediate: int) -> Tensor:
     """silu(h W_gate^T) * (h W_up^T): on prepacked weights the activation and the product run inside the two
     matmuls (oneDNN post-ops; the decode step's small elementwise kernels cost as much as its matmuls)."""
+    gate_bias, up_bias = (None, None) if layer.gate_up_bias is None else layer.gate_up_bias.split(intermediate)
     if "gate" in layer.packed and "up" in layer.packed:
-        gate_bias, up_bias = (None, None) if layer.gate_up_bias is None else layer.gate_up_bias.split(intermediate)
         gate = torch.ops.mkldnn._linear_pointwise(h, layer.packed["gate"], gate_bias, "swish", [], "")
         return torch.ops.mkldnn._linear_pointwise.binary(h, gate, layer.packed["up"], up_bias, "mul")
     if layer.gate_up is None:  # the model's own gate and up weights
         assert layer.gate is not None and layer.up is not None
-        gate_bias, up_bias = (None, None) if layer.gate_up_bias is None else layer.gate_up_bias.split(intermediate)
         return F.silu(F.linear(h, layer.gate, gate_bias)) * F.linear(h, layer.up, up_bias)
     gate, up = F.linear(h, layer.gate_up, layer.gate_up_bias).split(intermediate, dim=-1)
     return F.silu(gate) * up
