@@ -52,7 +52,7 @@ def test_autocast_context_follows_the_setting(monkeypatch: pytest.MonkeyPatch) -
     x = torch.ones(2, 2)
     for setting, native, dtype in (("auto", True, torch.bfloat16), ("auto", False, torch.float32),
                                    ("bf16", False, torch.bfloat16), ("none", True, torch.float32)):
-        monkeypatch.setattr("oneshot_rlvr.train.update.native_bf16", lambda device, native=native: native)
+        monkeypatch.setattr(precision, "native_bf16", lambda device, native=native: native)
         cfg = resolve_config(None, None, ["problem=x", "answer=1", f"autocast={setting}"])
         with autocast(cfg, CPU):
             assert (x @ x).dtype == dtype, (setting, native)

@@ -27,7 +27,7 @@ from oneshot_rlvr.algo import (
 )
 from oneshot_rlvr.config import TrainConfig
 from oneshot_rlvr.errors import RlvrError
-from oneshot_rlvr.models.precision import native_bf16
+from oneshot_rlvr.models.precision import resolve_autocast
 from oneshot_rlvr.train import dist
 
 
@@ -55,7 +55,9 @@ _TOKEN_FIELDS = ("old_logp", "ref_logp", "old_values", "returns")
 
 def autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
     """bf16 autocast where `cfg.autocast` asks for it (auto: where `device` has native bf16), else nothing."""
-    if cfg.autocast == "bf16" or (cfg.autocast == "auto" and native_bf16(device)):
+    # (the trainer resolves auto once at the start; a caller of the library may pass it as is)
+    setting = resolve_autocast(cfg.autocast, device) if cfg.autocast == "auto" else cfg.autocast
+    if setting == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
