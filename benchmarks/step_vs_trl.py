@@ -13,7 +13,10 @@ length, GRPO with KL 0.001 (k3) and entropy 0.001, one update per step.
 ratio_per_round: each round's ratio, which shows how much the machine's drift moves it). With
 forced lengths it also gives our generation time against the memory-bandwidth floor of the same decode
 (`ours_decode_floor_s`: every step reads each weight and the KV cache once, at the bandwidth a large copy
-reaches on the device, `copy_bandwidth_gbs`).
+reaches on the device, `copy_bandwidth_gbs`), and each phase's floor from the device's measured matmul rate
+(`floors.py`: `ours_generate_floor_s`, `ours_logprobs_floor_s`, `ours_update_floor_s`, their sum
+`ours_step_floor_s`, our step against it, `ours_step_vs_floor`, and with TRL the ratio our step would have at
+its floor, `ratio_at_floor`: the lowest ratio this device allows).
 Needs `pip install -e ".[bench]"` (trl).
 """
 
@@ -29,6 +32,17 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from floors import (
+    copy_bandwidth_gbs,
+    decode_floor_s,
+    forward_flops,
+    matmul_gflops,
+    model_config,
+    model_decode_bytes,
+    step_floors,
+)
 
 PROMPT = "Let p, q be the roots of x^2 - 7x + 3 = 0. Compute p^3 + q^3 and explain every step of the work."
 
@@ -119,56 +133,8 @@ def _peak_gb(device: str) -> float:
     return sum(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 2**20
 
 
-def copy_bandwidth_gbs(device: str, megabytes: int = 512) -> float:
-    """Memory bandwidth a large on-device copy achieves: bytes read plus bytes written per second, in GB/s."""
-    import torch
-
-    repeats = 50 if device == "cuda" else 5  # (a GPU copies 1 GB in well under a millisecond)
-    src = torch.empty(megabytes * 2**20, dtype=torch.uint8, device=device)
-    dst = torch.empty_like(src)
-    dst.copy_(src)  # first touch, off the clock
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        dst.copy_(src)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return 2 * src.numel() * repeats / (time.perf_counter() - start) / 1e9
-
-
-def decode_floor_s(weight_bytes: float, kv_bytes_per_token: float, rows: int, prompt_len: int, new_tokens: int,
-                   bandwidth_gbs: float) -> float:
-    """The least time `new_tokens` decode steps of `rows` rows can take when memory bandwidth is the limit:
-    every step reads each weight once and the keys and values of every row's tokens so far (prompt and
-    response; the newest token's are written, not read)."""
-    kv_reads = kv_bytes_per_token * rows * sum(prompt_len + t for t in range(new_tokens))
-    return (new_tokens * weight_bytes + kv_reads) / (bandwidth_gbs * 1e9)
-
-
-def model_decode_bytes(model_dir: str, element_bytes: int) -> tuple[float, float]:
-    """(bytes of the weights one decode step reads, bytes of keys and values per token) of a Llama-family
-    model in `element_bytes`-byte elements. The input embedding is only looked up, so it counts only when
-    it is also the output layer (tied)."""
-    config = _config(model_dir)
-    hidden, layers, vocab = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
-    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
-    head_dim = config.get("head_dim") or hidden // heads
-    inter = config["intermediate_size"]
-    attn = hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden
-    bias = heads * head_dim + 2 * kv_heads * head_dim if config.get("model_type") == "qwen2" else 0
-    per_layer = attn + bias + 3 * hidden * inter + 2 * hidden
-    weights = layers * per_layer + hidden + vocab * hidden  # + final norm + output layer
-    kv = layers * 2 * kv_heads * head_dim
-    return float(weights * element_bytes), float(kv * element_bytes)
-
-
-def _config(model_dir: str) -> dict[str, Any]:
-    return dict(json.loads((Path(model_dir) / "config.json").read_text()))
-
-
 def _vocab(model_dir: str) -> int:
-    return int(_config(model_dir)["vocab_size"])
+    return int(model_config(model_dir)["vocab_size"])
 
 
 def run_ours(args: argparse.Namespace) -> dict[str, Any]:
@@ -215,14 +181,21 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _floor_inputs(args: argparse.Namespace, tok: Any) -> dict[str, float]:
-    """What `decode_floor_s` needs, measured or counted in the worker (on the device)."""
+    """What the floors (`floors.py`) need, measured or counted in the worker (on the device)."""
     from oneshot_rlvr.data import render_prompt  # (the prompt our side samples from: chat-templated)
 
     sampling_bf16 = args.rollout_dtype == "bf16" or args.device == "cuda"  # (the cuda model is bf16 itself)
+    train_bf16 = args.autocast == "bf16" or args.device == "cuda"
     weight_bytes, kv_bytes = model_decode_bytes(args.model_dir, 2 if sampling_bf16 else 4)
-    return {"weight_bytes": weight_bytes, "kv_bytes_per_token": kv_bytes,
-            "prompt_tokens": len(tok(render_prompt(PROMPT, "plain", tok), add_special_tokens=False).input_ids),
-            "bandwidth_gbs": copy_bandwidth_gbs(args.device)}
+    prompt_tokens = len(tok(render_prompt(PROMPT, "plain", tok), add_special_tokens=False).input_ids)
+    rates = {dtype: matmul_gflops(args.device, dtype) for dtype in {"bf16" if b else "fp32"
+                                                                    for b in (sampling_bf16, train_bf16)}}
+    return {"weight_bytes": weight_bytes, "kv_bytes_per_token": kv_bytes, "prompt_tokens": prompt_tokens,
+            "bandwidth_gbs": copy_bandwidth_gbs(args.device),
+            "forward_flops": forward_flops(model_config(args.model_dir), args.prompts * args.samples, prompt_tokens,
+                                           args.tokens),
+            "gflops_sampling": rates["bf16" if sampling_bf16 else "fp32"],
+            "gflops_train": rates["bf16" if train_bf16 else "fp32"]}
 
 
 def run_trl(args: argparse.Namespace) -> dict[str, Any]:
@@ -375,6 +348,15 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
                                                         args.prompts * args.samples, run["prompt_tokens"],
                                                         args.tokens, bandwidth)
         summary["ours_generate_vs_floor"] = summary["ours_generate_s"] / summary["ours_decode_floor_s"]
+        for name in ("gflops_sampling", "gflops_train"):
+            summary[f"matmul_{name}"] = statistics.median([r[name] for r in results["ours"]])
+        floors = step_floors(run["forward_flops"], summary["matmul_gflops_sampling"], summary["matmul_gflops_train"],
+                             summary["ours_decode_floor_s"])
+        summary.update({f"ours_{phase}_floor_s": seconds for phase, seconds in floors.items()})
+        summary["ours_step_vs_floor"] = summary["ours_step_s"] / floors["step"]
+        if results["trl"]:  # the ratio our step would have if it ran at the floor: the best this device allows
+            summary["ratio_at_floor"] = floors["step"] / statistics.median(
+                [s for r in results["trl"] for s in r["step_s"]])
     if "ours_step_s" in summary and "trl_step_s" in summary:
         summary["ratio"] = summary["ours_step_s"] / summary["trl_step_s"]
         # Each round's own ratio (the two sides ran back to back): how far the machine's drift moves it.

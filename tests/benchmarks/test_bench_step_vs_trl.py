@@ -1,4 +1,5 @@
-"""benchmarks/step_vs_trl.py: the decode floor's arithmetic, and a tiny run of our side end to end."""
+"""benchmarks/step_vs_trl.py: a tiny run of our side end to end, and the report's arithmetic (the floors' own:
+test_bench_floors.py)."""
 
 from __future__ import annotations
 
@@ -24,32 +25,6 @@ def bench() -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("tied", [True, False])
-def test_decode_bytes_count_what_a_decode_step_reads(bench: ModuleType, tmp_path: Path, tied: bool) -> None:
-    from transformers import AutoModelForCausalLM
-
-    from oneshot_rlvr.models.tiny import build_tiny_model
-
-    model_dir = build_tiny_model(tmp_path / "m", num_attention_heads=4, num_key_value_heads=2,
-                                 tie_word_embeddings=tied)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    embedding = model.get_input_embeddings().weight
-    read = sum(p.numel() for p in model.parameters() if tied or p is not embedding)
-    weights, kv = bench.model_decode_bytes(str(model_dir), 2)
-    assert weights == 2 * read
-    config = model.config
-    assert kv == 2 * config.num_hidden_layers * 2 * config.num_key_value_heads * (
-        config.hidden_size // config.num_attention_heads)
-
-
-def test_decode_floor_reads_the_weights_every_step_and_the_growing_cache(bench: ModuleType) -> None:
-    # 3 steps of 2 rows after a 4-token prompt: the cache holds 4, 5, 6 tokens per row when read.
-    floor = bench.decode_floor_s(100.0, 10.0, rows=2, prompt_len=4, new_tokens=3, bandwidth_gbs=1e-9)
-    assert floor == pytest.approx(3 * 100 + 10 * 2 * (4 + 5 + 6))
-    # The issue's H100 example: 512 steps over a 3.1 GB model at 3.35 TB/s is about half a second.
-    assert bench.decode_floor_s(3.1e9, 0.0, 64, 128, 512, 3350.0) == pytest.approx(0.47, abs=0.01)
-
-
 def test_our_side_runs_end_to_end_and_reports_the_floor(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--device", "cpu", "--only", "ours", "--rounds", "1", "--warmup", "0",
@@ -60,6 +35,14 @@ def test_our_side_runs_end_to_end_and_reports_the_floor(tmp_path: Path) -> None:
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["ours_new_tokens"] == 4 * 8  # every row forced to the full length
     assert summary["copy_bandwidth_gbs"] > 0 and 0 < summary["ours_decode_floor_s"] < summary["ours_generate_s"]
+    # Each phase's floor is below what the phase took, and the step's is their sum.
+    assert summary["matmul_gflops_sampling"] > 0 and summary["matmul_gflops_train"] > 0
+    for phase in ("generate", "logprobs", "update"):
+        assert 0 < summary[f"ours_{phase}_floor_s"] < summary[f"ours_{phase}_s"]
+    assert summary["ours_step_floor_s"] == pytest.approx(
+        sum(summary[f"ours_{phase}_floor_s"] for phase in ("generate", "logprobs", "update")))
+    assert summary["ours_step_vs_floor"] == pytest.approx(summary["ours_step_s"] / summary["ours_step_floor_s"])
+    assert "ratio_at_floor" not in summary  # (needs TRL's step)
     assert "ratio" not in summary  # one side only
     # Precision follows the trainer's autocast=auto: bf16 only where this CPU multiplies it natively.
     import torch
@@ -82,3 +65,23 @@ def test_report_gives_the_ratio_of_medians_and_each_round_s_own(bench: ModuleTyp
     assert summary["ours_step_s"] == 2.5 and summary["trl_step_s"] == 4.0  # medians over every timed step
     assert summary["ratio"] == 2.5 / 4.0  # (not the mean of the rounds' ratios, 0.4375)
     assert summary["ratio_per_round"] == [0.375, 0.5]  # (each round's medians: 1.5 / 4 and 4 / 8)
+
+
+def test_report_gives_each_phase_s_floor_and_the_ratio_at_the_floor(bench: ModuleType,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # A 1e9-FLOP forward at 10 GFLOP/s sampling and 20 training; reads: 100 B of weights over 16 steps at 1e-9 GB/s.
+    floor_inputs = {"weight_bytes": 100.0, "kv_bytes_per_token": 0.0, "prompt_tokens": 4, "bandwidth_gbs": 1e-9,
+                    "forward_flops": 1e9, "gflops_sampling": 10.0, "gflops_train": 20.0}
+    ours = {"step_s": [2.0], "generate_s": [1.0], "logprobs_s": [0.2], "update_s": [0.8], "new_tokens": [64.0],
+            "peak_gb": 1.0, **floor_inputs}
+    trl = {"step_s": [4.0], "generate_s": [3.0], "new_tokens": [64.0], "peak_gb": 1.0}
+    args = bench.argparse.Namespace(device="cpu", workload="forced", prompts=2, samples=2, tokens=16, json=True,
+                                    autocast="none", rollout_dtype="fp32")
+    bench.report(args, {"ours": [ours], "trl": [trl]})
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["ours_decode_floor_s"] == pytest.approx(16 * 100.0)  # the reads: slower than the arithmetic here
+    assert summary["ours_generate_floor_s"] == pytest.approx(1600.0)
+    assert summary["ours_logprobs_floor_s"] == pytest.approx(0.05)
+    assert summary["ours_update_floor_s"] == pytest.approx(0.15)
+    assert summary["ours_step_floor_s"] == pytest.approx(1600.2)
+    assert summary["ratio_at_floor"] == pytest.approx(1600.2 / 4.0)
