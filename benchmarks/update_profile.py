@@ -6,7 +6,8 @@ native bf16 (the trainer's autocast=auto; the reference model is then bf16 too).
 copies of the benchmark prompt, each followed by `--tokens` random response tokens. For each micro-batch size it
 times, after one warm-up, the reference pass with the shared prompt run once and without
 (`score_tokens(share_prefix=...)`) and `update_policy` (forward, backward, AdamW), with the peak memory of each
-(GPU only).
+(GPU only); then, once, the output layer's share of both (`head_ref_s`, `head_update_s`: the chunked log-probs
+and entropies of every response position, without the model's body).
 
     python benchmarks/update_profile.py --device cuda --micro 16 32 64
 """
@@ -26,11 +27,12 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from oneshot_rlvr.algo.logprobs import head_logprobs
 from oneshot_rlvr.config import resolve_config
 from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
 from oneshot_rlvr.models.precision import resolve_autocast
 from oneshot_rlvr.train.dist import DistInfo
-from oneshot_rlvr.train.update import Batch, score_tokens, update_policy
+from oneshot_rlvr.train.update import Batch, autocast, score_tokens, update_policy
 from step_vs_trl import PROMPT, build_model
 
 
@@ -101,7 +103,36 @@ def main() -> None:
             lambda cfg=cfg: update_policy(model, optimizer, scheduler, batch, cfg, info, device, 2), device)
         results.append(row)
         print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-    print(json.dumps(results))
+    head = {"head_positions": args.rows * tokens, **head_times(model, cfg, device, args.rows * tokens)}
+    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in head.items()), flush=True)
+    print(json.dumps([*results, head]))
+
+
+def head_times(model: Any, cfg: Any, device: torch.device, positions: int) -> dict[str, float]:
+    """Seconds of the output layer's share alone (`head_logprobs` on random hidden states, every response position
+    of the batch): as the reference pass scores (no gradients, no entropies) and as the update does (log-probs and
+    entropies, forward and backward), with the peak memory of each (GPU only)."""
+    head = model.get_output_embeddings()
+    dtype = next(model.parameters()).dtype
+    hidden = torch.randn(positions, head.weight.shape[1], device=device, dtype=dtype)
+    targets = torch.randint(0, head.weight.shape[0], (positions,), device=device)
+
+    def reference() -> None:
+        with torch.no_grad(), autocast(cfg, device):
+            head_logprobs(head, hidden, targets, cfg.temperature, with_entropy=False)
+
+    def update() -> None:
+        h = hidden.detach().requires_grad_()
+        with autocast(cfg, device):
+            logps, entropies = head_logprobs(head, h, targets, cfg.temperature)
+        (torch.cat(logps).sum() + 0.001 * torch.cat(entropies).sum()).backward()
+        model.zero_grad(set_to_none=True)
+
+    out: dict[str, float] = {}
+    for name, fn in (("head_ref", reference), ("head_update", update)):
+        fn()  # warm-up
+        out[f"{name}_s"], out[f"{name}_gb"] = timed(fn, device)
+    return out
 
 
 if __name__ == "__main__":

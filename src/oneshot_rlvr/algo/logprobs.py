@@ -137,22 +137,8 @@ def _scores(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, respons
     # Hidden state t-1 predicts token t: keep only the predictions of response tokens.
     targets_at = response[:, 1:]
     rows, cols = targets_at.nonzero(as_tuple=True)
-    h = hidden[:, :-1][rows, cols]
-    targets = input_ids[:, 1:][rows, cols]
-    logps: list[Tensor] = []
-    entropies: list[Tensor] = []
-    size = chunk if chunk is not None else max(1, LOGITS_BUDGET // int(head.weight.shape[0]))
-    # One chunk holds all the logits anyway: recomputing it in backward would save nothing.
-    recompute = torch.is_grad_enabled() and (chunk is not None or h.shape[0] > size)
-    for start in range(0, h.shape[0], size):
-        args = (head, h[start : start + size], targets[start : start + size], temperature, with_entropy)
-        if recompute:
-            lp, ent = checkpoint(_head_chunk, *args, use_reentrant=False)
-        else:
-            lp, ent = _head_chunk(*args)
-        logps.append(lp)
-        if ent is not None:
-            entropies.append(ent)
+    logps, entropies = head_logprobs(head, hidden[:, :-1][rows, cols], input_ids[:, 1:][rows, cols], temperature,
+                                     chunk, with_entropy)
 
     dtype = torch.promote_types(hidden.dtype, torch.float32)
     batch, width = input_ids.shape
@@ -164,6 +150,30 @@ def _scores(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, respons
         return hidden.new_zeros(batch, width, dtype=dtype).index_put((rows, cols), values.to(dtype))
 
     return place(logps), (place(entropies) if with_entropy else None)
+
+
+def head_logprobs(head: nn.Module, h: Tensor, targets: Tensor, temperature: float = 1.0, chunk: int | None = None,
+                  with_entropy: bool = True) -> tuple[list[Tensor], list[Tensor]]:
+    """The output layer's part of `token_logprobs`: (n, H) hidden states that predict the (n,) `targets` -> the
+    log-probs and entropies (empty without) of consecutive chunks of positions, each chunk's logits made, used
+    and (with gradients, when there is more than one chunk) remade in the backward pass on their own."""
+    logps: list[Tensor] = []
+    entropies: list[Tensor] = []
+    weight = head.weight
+    assert isinstance(weight, Tensor)
+    size = chunk if chunk is not None else max(1, LOGITS_BUDGET // int(weight.shape[0]))
+    # One chunk holds all the logits anyway: recomputing it in backward would save nothing.
+    recompute = torch.is_grad_enabled() and (chunk is not None or h.shape[0] > size)
+    for start in range(0, h.shape[0], size):
+        args = (head, h[start : start + size], targets[start : start + size], temperature, with_entropy)
+        if recompute:
+            lp, ent = checkpoint(_head_chunk, *args, use_reentrant=False)
+        else:
+            lp, ent = _head_chunk(*args)
+        logps.append(lp)
+        if ent is not None:
+            entropies.append(ent)
+    return logps, entropies
 
 
 def _shared_prefix_length(body: nn.Module, input_ids: Tensor, attention_mask: Tensor, response: Tensor) -> int:
