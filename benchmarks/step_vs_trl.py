@@ -304,11 +304,11 @@ def main() -> None:
     if args.autocast is None or args.rollout_dtype is None:  # (resolved here, so both sides get the same)
         import torch
 
-        from oneshot_rlvr.models.precision import native_bf16
+        from oneshot_rlvr.models.precision import resolve_autocast
 
-        native = native_bf16(torch.device(args.device))
-        args.autocast = args.autocast or ("bf16" if native else "none")
-        args.rollout_dtype = args.rollout_dtype or ("bf16" if native else "fp32")
+        chosen = resolve_autocast("auto", torch.device(args.device))  # (the trainer's rule; sampling follows it)
+        args.autocast = args.autocast or chosen
+        args.rollout_dtype = args.rollout_dtype or ("bf16" if chosen == "bf16" else "fp32")
     if args.worker:
         print(json.dumps(worker(args)))
         return
