@@ -162,6 +162,10 @@ class TrainConfig:
     """Checkpoint every N steps (0 = only at the end)."""
     keep_checkpoints: int = 0
     """Keep only the newest N checkpoints (0 = keep all)."""
+    keep_trainer_state: int = 1
+    """Keep what only a resume reads (trainer_state.pt: AdamW's moments, twice the model's size, and the RNG and
+    data position) in the newest N checkpoints; older ones keep the model and tokenizer, which is what
+    `rlvr eval --run` reads (0 = keep it in every checkpoint, to resume from any)."""
     val_file: str = ""
     """Held-out problem file for periodic greedy validation."""
     val_every: int = 20
@@ -191,6 +195,9 @@ class TrainConfig:
                     "max_new_tokens", "rollout_batch_rows", "max_prompt_tokens", "rollout_processes"):
             if getattr(self, key) < 1:
                 raise RlvrError(f"setting {key}={getattr(self, key)} must be at least 1")
+        for key in ("save_every", "keep_checkpoints", "keep_trainer_state"):
+            if getattr(self, key) < 0:
+                raise RlvrError(f"setting {key}={getattr(self, key)} must be 0 or more")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise RlvrError(f"setting lr={self.lr} must be a positive number")
         if self.batch_size % self.mini_batch_size:

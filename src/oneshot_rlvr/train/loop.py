@@ -289,7 +289,8 @@ def _save(out: Path, step: int, model: Any, tokenizer: Any, optimizer: Any, sche
         if critic is not None:
             state["critic_optimizer"] = critic.optimizer.state_dict()
             extra[CRITIC_FILE] = critic.model.state_dict()
-        save_checkpoint(out, step, model, tokenizer, state, keep=cfg.keep_checkpoints, extra=extra)
+        save_checkpoint(out, step, model, tokenizer, state, keep=cfg.keep_checkpoints, extra=extra,
+                        keep_state=cfg.keep_trainer_state)
     dist.barrier(info)
 
 
