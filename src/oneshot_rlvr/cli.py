@@ -54,9 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; KEY=VALUE settings may come anywhere, also after options (`--out DIR steps=5`).
+
+    argparse gives a positional list only its first run of words, so settings after an option would be
+    refused as unrecognised: they join the others, in order, for the commands that take settings."""
+    args, extra = parser.parse_known_args(argv)
+    settings = getattr(args, "settings", None)
+    if extra and settings is not None and all("=" in word and not word.startswith("-") for word in extra):
+        args.settings = [*settings, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.command is None:
         parser.print_help()
         return 2
