@@ -5,6 +5,9 @@
 # the JSON lines go to the folder given (default cuda-results/). Each part has its own time limit so that one
 # that hangs does not take the others with it.
 #
+# With COMPILE_CHECK=1 it ends with the decode step compiled by torch.compile against the eager one
+# (decode_profile.py --compile: the compilation takes a minute or more, so it is not run by default).
+#
 #     bash benchmarks/cuda_checks.sh [out-dir] [timed steps] [micro-batch sizes...]
 set -u
 out=${1:-cuda-results}
@@ -25,3 +28,7 @@ timeout 120 python3 benchmarks/decode_profile.py --device cuda --batch 64 1 --to
 [ $# -gt 0 ] || set -- 16 32 64
 timeout 150 python3 benchmarks/update_profile.py --device cuda --micro "$@" 2>&1 \
     | grep -v "shards\|Loading weights" | tee "$out/update_profile.log"
+if [ "${COMPILE_CHECK:-0}" = 1 ]; then
+    timeout 300 python3 benchmarks/decode_profile.py --device cuda --batch 64 --tokens 256 --compile 2>&1 \
+        | grep -v "shards\|Loading weights" | tee "$out/decode_compile.log"
+fi

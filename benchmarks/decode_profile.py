@@ -3,10 +3,15 @@
 Same random-weight models as `step_vs_trl.py` (`--device cuda`: the Qwen2.5-1.5B shape in bf16; `cpu`: the
 4-layer model). For each batch size it times, per token: the static step (`GraphDecoder`, replayed from CUDA
 graphs on CUDA), the step plus `sample_next`, and `decode` itself with a look at stopped rows every token and
-every 16 tokens (forced lengths: no row stops). `--kernels` also prints the eager step's top kernels from the
-PyTorch profiler (a recorded graph shows as one launch).
+every 16 tokens (forced lengths: no row stops), after a first pass that records the steps (`warm_s`).
+`--kernels` also prints the eager step's top kernels from the PyTorch profiler (a recorded graph shows as one
+launch). `--compile` times the same rows again with the step's arithmetic compiled by `torch.compile` (Inductor
+fuses the small elementwise kernels around the matmuls and attention; dynamic shapes, so one compilation serves
+every batch and window, counted in that row's `warm_s`), and gives how far its logits are from the eager step's
+over 8 greedy tokens (`compiled_max_logit_diff`): an experiment, not something the trainer does.
 
     python benchmarks/decode_profile.py --device cuda --batch 64 1 --tokens 256
+    python benchmarks/decode_profile.py --device cuda --batch 64 --tokens 256 --compile
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from oneshot_rlvr.models.load import load_model, load_tokenizer
-from oneshot_rlvr.rollout import SamplingParams
+from oneshot_rlvr.rollout import SamplingParams, graphs
 from oneshot_rlvr.rollout.decode import decode, sample_next
 from oneshot_rlvr.rollout.fastpath import FastLM
 from oneshot_rlvr.rollout.graphs import GraphDecoder, cuda_graph_recorder
@@ -57,12 +63,49 @@ def profile_batch(decoder: GraphDecoder, tok: Any, batch: int, args: argparse.Na
         decode(step, ids, mask, sampling, [-1], 0, prefilled=True, check_every=every)
 
     with torch.no_grad():
-        steps(True)  # records every window once
-        return {"batch": batch,
+        start = time.perf_counter()
+        steps(True)  # records every window once (and compiles the step, with --compile)
+        warm_s = time.perf_counter() - start
+        return {"batch": batch, "warm_s": warm_s,
                 "step_ms": per_token_ms(lambda: steps(False), args.tokens, args.device),
                 "step_sample_ms": per_token_ms(lambda: steps(True), args.tokens, args.device),
                 "decode_look_every_1_ms": per_token_ms(lambda: loop(1), args.tokens, args.device),
                 "decode_look_every_16_ms": per_token_ms(lambda: loop(16), args.tokens, args.device)}
+
+
+def compiled_rows(lm: FastLM, tok: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The same rows with `decode_token` compiled (dynamic shapes: one compilation serves every batch and window;
+    `warm_s` includes it), and how far the compiled step's logits are from the eager one's over a few greedy
+    tokens (the fused kernels round differently)."""
+    enc = tok([PROMPT] * args.batch[0], return_tensors="pt", add_special_tokens=False)
+    ids, mask = enc.input_ids.to(args.device), enc.attention_mask.to(args.device)
+    reference = _greedy_logits(GraphDecoder(lm), ids, mask, 8)  # (eager, before the step is swapped)
+    eager = graphs.decode_token
+    graphs.decode_token = torch.compile(eager, dynamic=True)  # (GraphDecoder.step looks it up at each recording)
+    try:
+        decoder = GraphDecoder(lm, cuda_graph_recorder() if args.device == "cuda" else None)
+        rows = []
+        for batch in args.batch:
+            row = {"compiled": True, **profile_batch(decoder, tok, batch, args)}
+            rows.append(row)
+            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        diff = {"compiled_max_logit_diff": float((_greedy_logits(decoder, ids, mask, 8) - reference).abs().max())}
+        print(f"compiled_max_logit_diff={diff['compiled_max_logit_diff']:.3g}", flush=True)
+        return [*rows, diff]
+    finally:
+        graphs.decode_token = eager
+
+
+def _greedy_logits(decoder: GraphDecoder, ids: torch.Tensor, mask: torch.Tensor, tokens: int) -> torch.Tensor:
+    """(tokens, B, V) float32 logits of `tokens` decode steps feeding back each row's most likely token."""
+    with torch.no_grad():
+        step = decoder.start(ids, mask, tokens, None)
+        feed, positions, out = ids[:, -1:], (mask.cumsum(-1) - 1)[:, -1:], []
+        for t in range(tokens):
+            logits = step(feed, positions + t, None).float()
+            out.append(logits.clone())
+            feed = logits.argmax(-1, keepdim=True)
+        return torch.stack(out)
 
 
 def main() -> None:
@@ -71,6 +114,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, nargs="+", default=[64, 1])
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--kernels", action="store_true")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the recorded step with its arithmetic compiled by torch.compile (Inductor)")
     args = p.parse_args()
     dtype = torch.bfloat16
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,6 +129,8 @@ def main() -> None:
         row = profile_batch(decoder, tok, batch, args)
         results.append(row)
         print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    if args.compile:
+        results += compiled_rows(lm, tok, args)
     if args.kernels:
         eager = GraphDecoder(lm)
         enc = tok([PROMPT] * args.batch[0], return_tensors="pt", add_special_tokens=False)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -35,3 +38,14 @@ def test_decode_profile_gives_per_token_costs_for_each_batch_size() -> None:
     for row in rows:
         for key in ("step_ms", "step_sample_ms", "decode_look_every_1_ms", "decode_look_every_16_ms"):
             assert row[key] > 0
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile's CPU backend needs a C++ compiler")
+def test_decode_profile_times_the_compiled_step_and_how_far_it_rounds_from_the_eager_one() -> None:
+    rows = _run("decode_profile.py", "--batch", "2", "--tokens", "4", "--compile")
+    eager, compiled, diff = rows
+    assert "compiled" not in eager and compiled["compiled"] is True and compiled["batch"] == 2
+    assert compiled["step_ms"] > 0 and compiled["warm_s"] > 0
+    # bf16 logits of a random model: the fused kernels round differently, by a few units in the last place.
+    assert 0 <= diff["compiled_max_logit_diff"] < 0.1
