@@ -34,7 +34,7 @@ from oneshot_rlvr.rollout.decode import decode, sample_next
 from oneshot_rlvr.rollout.fastpath import FastLM
 from oneshot_rlvr.rollout.graphs import GraphDecoder, cuda_graph_recorder
 from step_vs_trl import PROMPT, build_model
-from update_profile import timed
+from update_profile import print_row, timed
 
 
 def per_token_ms(fn: Callable[[], object], tokens: int, device: str) -> float:
@@ -88,7 +88,7 @@ def compiled_rows(lm: FastLM, tok: Any, args: argparse.Namespace) -> list[dict[s
         for batch in args.batch:
             row = {"compiled": True, **profile_batch(decoder, tok, batch, args)}
             rows.append(row)
-            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+            print_row(row)
         diff = {"compiled_max_logit_diff": float((_greedy_logits(decoder, ids, mask, 8) - reference).abs().max())}
         print(f"compiled_max_logit_diff={diff['compiled_max_logit_diff']:.3g}", flush=True)
         return [*rows, diff]
@@ -128,7 +128,7 @@ def main() -> None:
     for batch in args.batch:
         row = profile_batch(decoder, tok, batch, args)
         results.append(row)
-        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        print_row(row)
     if args.compile:
         results += compiled_rows(lm, tok, args)
     if args.kernels:

@@ -49,6 +49,11 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]
     return time.perf_counter() - start, 0.0
 
 
+def print_row(row: dict[str, Any]) -> None:
+    """One line of key=value pairs, floats to three decimals (as soon as the row is measured)."""
+    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+
+
 def synthetic_batch(tok: Any, rows: int, tokens: int) -> Batch:
     prompt = torch.tensor(tok(PROMPT, add_special_tokens=False).input_ids)
     response = torch.randint(0, len(tok), (rows, tokens))
@@ -102,9 +107,9 @@ def main() -> None:
         row["update_s"], row["update_gb"] = timed(
             lambda cfg=cfg: update_policy(model, optimizer, scheduler, batch, cfg, info, device, 2), device)
         results.append(row)
-        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        print_row(row)
     head = {"head_positions": args.rows * tokens, **head_times(model, cfg, device, args.rows * tokens)}
-    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in head.items()), flush=True)
+    print_row(head)
     print(json.dumps([*results, head]))
 
 
