@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def floors() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("floors", BENCHMARKS / "floors.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("floors", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("tied", [True, False])
