@@ -7,6 +7,12 @@ from types import ModuleType
 
 import pytest
 import torch
+from bench_scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def floors() -> ModuleType:
+    return load_script("floors")
 
 
 @pytest.mark.parametrize("tied", [True, False])

@@ -11,8 +11,14 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from bench_scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "step_vs_trl.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return load_script("step_vs_trl")
 
 
 def test_our_side_runs_end_to_end_and_reports_the_floor(tmp_path: Path) -> None:
