@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 HERE = Path(__file__).resolve().parent
@@ -50,3 +51,11 @@ def test_two_processes_match_one(tiny_model_dir: Path, tmp_path: Path) -> None:
     worst = max(float((ddp[k] - single[k]).abs().max()) for k in single)
     assert worst < 1e-4, worst
     assert abs(rows["ddp"][-1]["pg_loss"] - rows["single"][-1]["pg_loss"]) < 1e-5
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through Linux's /proc/self/task")
+def test_no_gloo_thread_outlives_the_process_group(tiny_model_dir: Path) -> None:
+    """The cause of a rare abort after a finished two-process run: a process group kept alive past
+    `destroy_process_group` leaves gloo's threads to interpreter shutdown. Checked directly, every time."""
+    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+          str(_free_port()), str(HERE / "gloo_shutdown_worker.py"), str(tiny_model_dir)])

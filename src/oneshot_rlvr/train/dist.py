@@ -36,6 +36,13 @@ def init(device: torch.device) -> DistInfo:
     if world <= 1:
         return DistInfo()
     if not dist.is_initialized():
+        # torch.distributed.nn.functional binds `group.WORLD` into its functions' default arguments when it is
+        # first imported, and transformers imports it while building a model. Imported after the group exists,
+        # those defaults keep the group alive past `destroy_process_group`: gloo's threads then run into
+        # interpreter shutdown, where they can abort the process ("terminate called without an active
+        # exception") after a finished run. Imported first, the defaults hold None.
+        import torch.distributed.nn.functional  # noqa: F401
+
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
