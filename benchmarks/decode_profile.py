@@ -73,10 +73,14 @@ def profile_batch(decoder: GraphDecoder, tok: Any, batch: int, args: argparse.Na
                 "decode_look_every_16_ms": per_token_ms(lambda: loop(16), args.tokens, args.device)}
 
 
-def compiled_rows(lm: FastLM, tok: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+def compiled_rows(model: Any, tok: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The same rows with `decode_token` compiled (dynamic shapes: one compilation serves every batch and window;
     `warm_s` includes it), and how far the compiled step's logits are from the eager one's over a few greedy
-    tokens (the fused kernels round differently)."""
+    tokens (the fused kernels round differently).
+
+    The compiled step runs on plain weights: dynamo cannot trace oneDNN's prepacked bf16 tensors (CPUs with
+    native bf16), and Inductor does its own packing. A compilation that fails anyway ends in one line."""
+    lm = FastLM.from_model(model, prepack=False)
     enc = tok([PROMPT] * args.batch[0], return_tensors="pt", add_special_tokens=False)
     ids, mask = enc.input_ids.to(args.device), enc.attention_mask.to(args.device)
     reference = _greedy_logits(GraphDecoder(lm), ids, mask, 8)  # (eager, before the step is swapped)
@@ -92,6 +96,9 @@ def compiled_rows(lm: FastLM, tok: Any, args: argparse.Namespace) -> list[dict[s
         diff = {"compiled_max_logit_diff": float((_greedy_logits(decoder, ids, mask, 8) - reference).abs().max())}
         print(f"compiled_max_logit_diff={diff['compiled_max_logit_diff']:.3g}", flush=True)
         return [*rows, diff]
+    except torch._dynamo.exc.TorchDynamoException as exc:  # (BackendCompilerFailed, Unsupported, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SystemExit(f"decode_profile: --compile failed on this machine: {first}") from None
     finally:
         graphs.decode_token = eager
 
@@ -130,7 +137,7 @@ def main() -> None:
         results.append(row)
         print_row(row)
     if args.compile:
-        results += compiled_rows(lm, tok, args)
+        results += compiled_rows(model, tok, args)
     if args.kernels:
         eager = GraphDecoder(lm)
         enc = tok([PROMPT] * args.batch[0], return_tensors="pt", add_special_tokens=False)

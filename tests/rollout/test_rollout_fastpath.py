@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from oneshot_rlvr.models.load import load_model, load_tokenizer
+from oneshot_rlvr.models.precision import native_bf16
 from oneshot_rlvr.rollout import SamplingParams
 from oneshot_rlvr.rollout.fastpath import FastLM, unsupported_reason
 from oneshot_rlvr.rollout.hf import HFRolloutEngine
@@ -115,6 +116,11 @@ def test_models_it_does_not_cover_are_named(parts: tuple) -> None:
     assert len(out) == 1
 
 
+NATIVE_BF16 = native_bf16(torch.device("cpu"))
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason="this CPU has no native bf16 matmul (AVX2-only), so the prepacked bf16 "
+                    "path is never taken here; the fallback it takes instead is tested below, on every CPU")
 def test_prepacked_bf16_weights_are_as_accurate_as_the_plain_matmuls_and_follow_refresh(
     parts: tuple, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -143,8 +149,6 @@ def test_prepacked_bf16_weights_are_as_accurate_as_the_plain_matmuls_and_follow_
             assert float(err.max()) <= 2 * float(base.max()) + 1e-6, (float(err.max()), float(base.max()))
 
     packed = FastLM.from_model(policy, torch.bfloat16)
-    if not packed.layers[0].packed:
-        pytest.skip("no oneDNN bf16 weight packing here (this PyTorch build, or a CPU without native bf16)")
     assert set(packed.layers[0].packed) == {"qkv", "o", "gate", "up", "down"} and packed.head_packed is not None
     exact = FastLM.from_model(policy, torch.float32)
     monkeypatch.setattr(fastpath, "_pack", lambda weight: None)
@@ -163,3 +167,32 @@ def test_prepacked_bf16_weights_are_as_accurate_as_the_plain_matmuls_and_follow_
     after = run(packed)
     assert not torch.allclose(before[0], after[0], atol=2e-2)  # the weights moved: stale packs would show
     assert_as_accurate(after, run(plain), run(exact))
+
+
+@pytest.mark.parametrize("why", ["no native bf16", "prepack=False"])
+def test_the_plain_bf16_path_is_taken_without_native_bf16_or_packing_on_any_cpu(
+    parts: tuple, monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    """The choice a CPU without native bf16 makes, forced on every CPU: no oneDNN packs, before or after a
+    refresh, and the forward is the plain bf16 matmuls' bit for bit (the reference built with packing off)."""
+    from oneshot_rlvr.rollout import fastpath
+
+    model, tok = parts
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    ids, mask = enc.input_ids, enc.attention_mask
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    reference = FastLM.from_model(model, torch.bfloat16, prepack=False)
+    if why == "no native bf16":
+        monkeypatch.setattr(fastpath, "native_bf16", lambda device: False)
+        lm = FastLM.from_model(model, torch.bfloat16)
+    else:
+        lm = FastLM.from_model(model, torch.bfloat16, prepack=False)
+    lm.refresh(model)
+    assert lm.head_packed is None and all(not layer.packed for layer in lm.layers)
+
+    def run(m: FastLM) -> torch.Tensor:
+        return m.forward(ids, positions, m.new_cache(ids.shape[0], ids.shape[1] + 1), mask)
+
+    out = run(lm)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, run(reference), atol=0, rtol=0)

@@ -44,8 +44,25 @@ def test_unknown_autocast_names_the_setting() -> None:
         precision.resolve_autocast("fp16", CPU)
 
 
-def test_native_bf16_on_this_cpu_is_onednns_answer() -> None:
-    assert precision.native_bf16(CPU) == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+def _cpu_flags() -> set[str] | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    line = next((line for line in text.splitlines() if line.startswith("flags")), None)
+    return set(line.split(":", 1)[1].split()) if line else None
+
+
+@pytest.mark.skipif(_cpu_flags() is None, reason="no /proc/cpuinfo flags to hold the answer to (not x86 Linux)")
+def test_native_bf16_agrees_with_the_cpus_own_flags() -> None:
+    """Held to what the kernel reports, not to the call it is made of: a CPU with AVX512-BF16 or AMX multiplies
+    bf16 natively; one without AVX-512 at all (AVX2-only) does not. Plain AVX-512 is oneDNN's call either way."""
+    flags = _cpu_flags()
+    assert flags is not None
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        assert precision.native_bf16(CPU)
+    elif "avx512f" not in flags:
+        assert not precision.native_bf16(CPU)
 
 
 def test_autocast_context_follows_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

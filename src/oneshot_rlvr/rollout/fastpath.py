@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from oneshot_rlvr.models.precision import native_bf16
 from oneshot_rlvr.rollout.decode import prefill_inputs
 
 SUPPORTED_TYPES = ("qwen2", "llama", "mistral")
@@ -111,13 +112,16 @@ class FastLM:
     """One-kernel RMSNorm (`F.rms_norm`) and residual adds inside the matmuls (`torch.addmm`), as on CUDA:
     fewer, larger kernels, rounding slightly differently from the Hugging Face forward (whose norm rounds
     to the weights' dtype before scaling). False keeps its exact arithmetic."""
+    prepack: bool = True
+    """oneDNN's prepacked weights where they apply (see `_pack`). False keeps plain matmuls, which is what
+    `torch.compile` needs: dynamo cannot trace the opaque packed tensors (Inductor packs frozen weights itself)."""
 
     def __post_init__(self) -> None:
         self._repack()
 
     @classmethod
     def from_model(cls, model: Any, dtype: torch.dtype | None = None, *, copy: bool = False,
-                   fused: bool | None = None) -> FastLM:
+                   fused: bool | None = None, prepack: bool = True) -> FastLM:
         """Copy `model`'s weights, fused, in `dtype` (default: the model's); the KV cache is in `dtype` too.
 
         A weight already in `dtype` and not fused is shared with the model unless `copy` (needed before
@@ -137,7 +141,7 @@ class FastLM:
             dtype=dtype, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
             intermediate=body.layers[0].mlp.gate_proj.out_features, eps=float(body.norm.variance_epsilon),
             inv_freq=body.rotary_emb.inv_freq.detach().float().clone(),
-            rope_scale=float(getattr(body.rotary_emb, "attention_scaling", 1.0)), fused=fused,
+            rope_scale=float(getattr(body.rotary_emb, "attention_scaling", 1.0)), fused=fused, prepack=prepack,
             **_weights(model, dtype, copy, split_mlp=fused),
         )
 
@@ -166,6 +170,11 @@ class FastLM:
     def _repack(self) -> None:
         """Prepack the matmul weights for oneDNN where that applies (bf16 on CPU): the packing is otherwise
         redone inside every small matmul of the decode loop (measured: decode step 5.5 -> 4.9 ms)."""
+        if not self.prepack:
+            for layer in self.layers:
+                layer.packed = {}
+            self.head_packed = None
+            return
         with torch.no_grad():
             for layer in self.layers:
                 stacked = layer.gate_up
@@ -327,10 +336,11 @@ def _pack(weight: Tensor | None) -> Tensor | None:
     With a plain bf16 weight, the reorder into oneDNN's blocked layout happens inside every matmul call, a large
     share of a small-batch one (prepacked: 25-40% faster per matmul on the benchmark model's shapes).
     The packing ops are the ones `torch.compile` uses for frozen CPU weights; a PyTorch build without them, or a
-    CPU without native bf16 (where oneDNN refuses to pack), keeps the plain matmul.
+    CPU without native bf16 (asked first: oneDNN may refuse to pack there, or pack into a slow reference path),
+    keeps the plain matmul.
     """
     if (weight is None or weight.dtype != torch.bfloat16 or weight.device.type != "cpu"
-            or not torch.backends.mkldnn.is_available()):
+            or not torch.backends.mkldnn.is_available() or not native_bf16(weight.device)):
         return None
     try:
         return torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_ROWS)
