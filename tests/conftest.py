@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,16 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "oneshot
 
 
 def shared_data_or_skip(relative: str) -> Path:
-    """Path of a file under ../shared/data/oneshot_rlvr, or skip the test with the reason."""
+    """Path of a file under ../shared/data/oneshot_rlvr, or skip the test with the reason.
+
+    With REQUIRE_SHARED_DATA=1 (set by CI, where the folder is always there) a missing file fails the test
+    instead: a moved file or a wrong path must not pass as a quiet skip."""
     path = SHARED_DATA / relative
     if not path.exists():
-        pytest.skip(f"shared data not present: {path} (tests that read the published data need it)")
+        reason = f"shared data not present: {path} (tests that read the published data need it)"
+        if os.environ.get("REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"{reason}; REQUIRE_SHARED_DATA=1 makes this a failure")
+        pytest.skip(reason)
     return path
 
 

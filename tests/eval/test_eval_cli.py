@@ -11,8 +11,6 @@ import pytest
 from conftest import shared_data_or_skip
 from oneshot_rlvr.cli import main
 
-pytest.importorskip("oneshot_rlvr.reward", reason="the reward module provides the math grader")
-
 
 def _write_jsonl(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -88,7 +88,6 @@ def test_greedy_with_n_above_one_samples_once():
 
 
 def test_math_records_use_the_lenient_and_the_strict_grader():
-    pytest.importorskip("oneshot_rlvr.reward", reason="the reward module provides the math grader")
     problems = [Problem("a", "What is 6 * 7?", "42"), Problem("b", "Half of 1?", r"\frac{1}{2}")]
     engine = ScriptedEngine({
         "6 * 7": [r"so \boxed{42}", "The answer is 42", r"\boxed{41}", "I give up"],
@@ -168,7 +167,6 @@ def test_same_seed_same_records_on_cpu(spread_model):
 
 
 def test_batched_greedy_records_equal_one_at_a_time(spread_model):
-    pytest.importorskip("oneshot_rlvr.reward", reason="the reward module provides the math grader")
     model, tok = spread_model
     problems = [Problem(str(i), q, "42") for i, q in enumerate(QUESTIONS[:5])]
     kw = dict(template="qwen25-math-cot", tokenizer=tok, sampling=SamplingParams(temperature=0, max_new_tokens=6),
