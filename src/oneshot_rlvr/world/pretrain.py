@@ -172,7 +172,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     step, seen, elapsed = 0, 0, 0.0
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = _load_checkpoint(ckpt, device)
         # (checkpoints from before the autocast setting always ran under bf16 autocast)
         if {"autocast": "bf16", **state["settings"]} != _settings(config):
             raise RlvrError(f"{ckpt}: made with other settings; use another --out or delete the checkpoint")
@@ -221,6 +221,28 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     if ckpt.exists():
         ckpt.unlink()
     return summary
+
+
+def _load_checkpoint(path: Path, device: Any) -> dict[str, Any]:
+    """The checkpoint's tensors and plain data; weights_only=True refuses any other pickled object, so
+    opening someone else's half-finished pretraining folder never runs code."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), "")
+        reason = refused.split(" was not")[0] if refused else "damaged"
+        raise RlvrError(f"{path}: refused ({reason}); it should hold tensors and plain data alone, "
+                        "delete it to start over") from None
+    except Exception as err:  # torch reports a damaged file as RuntimeError, KeyError, EOFError, ...
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise RlvrError(f"{path}: damaged ({first}); delete it to start over") from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "step", "tokens", "elapsed", "settings"} <= set(state):
+        raise RlvrError(f"{path}: not a pretraining checkpoint; delete it to start over")
+    return state
 
 
 def _save_checkpoint(path: Path, model: Any, opt: Any, config: PretrainConfig, step: int, seen: int,
