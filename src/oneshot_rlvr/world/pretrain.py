@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,12 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    # The checkpoint is read and checked before anything is written: a refused one leaves the folder as it was.
+    ckpt = out / "checkpoint.pt"
+    state = _load_checkpoint(ckpt, device) if ckpt.exists() else None
+    # (checkpoints from before the autocast setting always ran under bf16 autocast)
+    if state is not None and {"autocast": "bf16", **state["settings"]} != _settings(config):
+        raise RlvrError(f"{ckpt}: made with other settings; use another --out or delete the checkpoint")
     model: Any
     if config.init_from:
         from transformers import AutoTokenizer
@@ -170,12 +177,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     tokens_per_step = config.batch_rows * config.seq_len
     total_steps = max(1, math.ceil(config.tokens / (0.9 * tokens_per_step)))  # rows are ~90% full
     step, seen, elapsed = 0, 0, 0.0
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        state = _load_checkpoint(ckpt, device)
-        # (checkpoints from before the autocast setting always ran under bf16 autocast)
-        if {"autocast": "bf16", **state["settings"]} != _settings(config):
-            raise RlvrError(f"{ckpt}: made with other settings; use another --out or delete the checkpoint")
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, seen, elapsed = state["step"], state["tokens"], state["elapsed"]
@@ -233,8 +235,8 @@ def _load_checkpoint(path: Path, device: Any) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
-        refused = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), "")
-        reason = refused.split(" was not")[0] if refused else "damaged"
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        reason = f"it holds a pickled Python object ({refused.group(1)})" if refused else "damaged"
         raise RlvrError(f"{path}: refused ({reason}); it should hold tensors and plain data alone, "
                         "delete it to start over") from None
     except Exception as err:  # torch reports a damaged file as RuntimeError, KeyError, EOFError, ...
