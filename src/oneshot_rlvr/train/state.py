@@ -131,8 +131,8 @@ def load_trainer_state(checkpoint: Path, *, trust: bool = False) -> dict[str, An
     path = checkpoint / STATE_FILE
     try:
         state = _load_plain(path)
-    except _NotPlainData as err:
-        state = _load_written_before(path, err.reason, trust)
+    except _NotPlainData:
+        state = _load_written_before(path, trust)
     if not isinstance(state, dict) or (missing := [k for k in _STATE_FIELDS if k not in state]):
         found = f"missing {', '.join(missing)}" if isinstance(state, dict) else f"a {type(state).__name__}"
         raise RlvrError(f"{path}: not a trainer state ({found})")
@@ -175,7 +175,7 @@ def _load_plain(path: Path, allow: list[Any] | None = None) -> Any:
         raise RlvrError(f"{path}: damaged or not a checkpoint file ({_first_line(err)})") from None
 
 
-def _load_written_before(path: Path, reason: str, trust: bool) -> Any:
+def _load_written_before(path: Path, trust: bool) -> Any:
     try:
         state = _load_plain(path, allow=_numpy_array_globals())
     except _NotPlainData as err:
