@@ -166,6 +166,10 @@ class TrainConfig:
     """Keep what only a resume reads (trainer_state.pt: AdamW's moments, twice the model's size, and the RNG and
     data position) in the newest N checkpoints; older ones keep the model and tokenizer, which is what
     `rlvr eval --run` reads (0 = keep it in every checkpoint, to resume from any)."""
+    trust_checkpoint: bool = False
+    """Resume from a trainer_state.pt that holds pickled Python objects beyond tensors and plain data (loading
+    those can run code: only for a run folder from a source you trust). Only the command line or your own
+    --config file sets it; a run folder's config.yaml cannot vouch for its own checkpoints."""
     val_file: str = ""
     """Held-out problem file for periodic greedy validation."""
     val_every: int = 20
@@ -327,5 +331,9 @@ def save_config(config: TrainConfig, path: Path) -> None:
 
 
 def load_config(path: Path) -> TrainConfig:
+    """The settings a run folder's config.yaml records (what `rlvr train --resume` continues)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if isinstance(data, dict):
+        # A shared run folder cannot grant itself the trust its own checkpoints would need.
+        data.pop("trust_checkpoint", None)
     return apply_overrides(TrainConfig(), data, where=str(path))

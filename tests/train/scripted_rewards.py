@@ -1,8 +1,23 @@
-"""A scripted reward for trainer tests run in subprocesses: `reward=scripted_rewards:has_letter_e`
+"""Scripted rewards for trainer tests run in subprocesses: `reward=scripted_rewards:has_letter_e`
 with this folder on PYTHONPATH."""
 
 from __future__ import annotations
 
+import os
+import signal
+
+_calls = 0
+
 
 def has_letter_e(problems: list, texts: list[str]) -> list[float]:
     return [1.0 if "e" in t else 0.0 for t in texts]
+
+
+def has_letter_e_killed_in_step_4(problems: list, texts: list[str]) -> list[float]:
+    """`has_letter_e`, but the process is killed (SIGKILL: no handler, no cleanup) when step 4 asks for its
+    rewards, after step 3's metrics row is written. A single process asks once per step."""
+    global _calls
+    _calls += 1
+    if _calls == 4:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return has_letter_e(problems, texts)

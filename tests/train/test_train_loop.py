@@ -197,15 +197,21 @@ def test_validation_runs_and_is_logged(tiny_model_dir: Path, tmp_path: Path) -> 
     assert len(records) == 3 and json.loads(records[0])["gold"] == "1"
 
 
-def test_lora_trains_adapters_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
-    extra = ("lora_r=4", "save_every=1", "lr=1e-2")
-    train(config(tiny_model_dir, *extra, "steps=1"), tmp_path / "run", reward_fn=has_letter_e, quiet=True)
-    assert (tmp_path / "run/checkpoints/step_1/adapter_config.json").exists()
-    train(config(tiny_model_dir, *extra, "steps=2"), tmp_path / "run", reward_fn=has_letter_e, quiet=True,
-          resume=True)
-    a = load_file(tmp_path / "run/checkpoints/step_1/adapter_model.safetensors")
-    b = load_file(tmp_path / "run/checkpoints/step_2/adapter_model.safetensors")
-    assert any(not torch.equal(a[k], b[k]) for k in a)  # the resumed run kept training the adapter
+def test_lora_trains_adapters_and_resumes_exactly(tiny_model_dir: Path, tmp_path: Path) -> None:
+    extra = ("lora_r=4", "save_every=1", "lr=1e-2", "kl_coef=0.01")  # (KL: the reference is the adapter-off base)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(config(tiny_model_dir, *extra, "steps=3"), whole, reward_fn=has_letter_e, quiet=True)
+    train(config(tiny_model_dir, *extra, "steps=1"), split, reward_fn=has_letter_e, quiet=True)
+    assert (split / "checkpoints/step_1/adapter_config.json").exists()
+    train(config(tiny_model_dir, *extra, "steps=3"), split, reward_fn=has_letter_e, quiet=True, resume=True)
+    first = load_file(split / "checkpoints/step_1/adapter_model.safetensors")
+    a = load_file(whole / "checkpoints/step_3/adapter_model.safetensors")
+    b = load_file(split / "checkpoints/step_3/adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # resumed == unbroken
+    assert any(not torch.equal(first[k], b[k]) for k in b)  # and the resumed run did train the adapter
+    rows_a = [timing_free(json.loads(x)) for x in (whole / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [timing_free(json.loads(x)) for x in (split / "metrics.jsonl").read_text().splitlines()]
+    assert rows_a == rows_b and len(rows_a) == 3
 
 
 def test_missing_model_is_one_clear_line(tmp_path: Path) -> None:

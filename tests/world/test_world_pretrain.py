@@ -106,9 +106,44 @@ def test_autocast_is_resolved_recorded_and_part_of_the_settings(tmp_path: Path,
     import torch
 
     ckpt = tmp_path / "stopped" / "checkpoint.pt"
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     del state["settings"]["autocast"]
     torch.save(state, ckpt)
     with pytest.raises(RlvrError, match="other settings"):
         pretrain(_config(autocast="none"), tmp_path / "stopped")
     assert pretrain(_config(autocast="bf16"), tmp_path / "stopped")["settings"]["autocast"] == "bf16"
+
+
+class _CreatesFile:
+    """Unpickling this opens (so creates) `target` for writing: what a crafted checkpoint could do."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.target), "w"))
+
+
+def test_a_crafted_checkpoint_is_refused_without_running_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    import torch
+
+    import oneshot_rlvr.world.pretrain as module
+    from oneshot_rlvr.errors import RlvrError
+
+    monkeypatch.setattr(module, "pack_batch", _interrupted_at(2))
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(_config(), tmp_path / "run")
+    monkeypatch.setattr(module, "pack_batch", pack_batch)
+    ckpt, target = tmp_path / "run" / "checkpoint.pt", tmp_path / "created"
+    torch.save({**torch.load(ckpt, weights_only=True), "step": _CreatesFile(target)}, ckpt)
+    files = sorted((tmp_path / "run").iterdir())
+    before = [(p.name, hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in files]
+    with pytest.raises(RlvrError) as err:
+        pretrain(_config(), tmp_path / "run")
+    message = str(err.value)
+    assert message.startswith(f"{ckpt}: refused (it holds a pickled Python object (io.open))") and "\n" not in message
+    assert not target.exists()
+    after = sorted((tmp_path / "run").iterdir())
+    assert [(p.name, hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in after] == before

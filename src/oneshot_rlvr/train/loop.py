@@ -30,7 +30,14 @@ from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.critic import Critic, outcome_token_rewards
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
 from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line, write_atomic
-from oneshot_rlvr.train.state import CRITIC_FILE, checkpoint_dirs, load_trainer_state, save_checkpoint, set_rng_state
+from oneshot_rlvr.train.state import (
+    CRITIC_FILE,
+    checkpoint_dirs,
+    load_critic_state,
+    load_trainer_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from oneshot_rlvr.train.update import Batch, CriticState, TrainingDiverged, autocast, score_tokens, update_policy
 from oneshot_rlvr.train.validate import Validator
 
@@ -127,7 +134,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     checkpoints = checkpoint_dirs(out) if resume else []
     if resume and checkpoints:
         start_step, source = checkpoints[-1][0], str(checkpoints[-1][1])
-        state = load_trainer_state(checkpoints[-1][1])
+        state = load_trainer_state(checkpoints[-1][1], trust=cfg.trust_checkpoint)
     elif not resume and (out / "metrics.jsonl").exists():
         raise RlvrError(f"{out}: already holds a run; pass --resume to continue it or choose a new --out")
     torch.manual_seed(cfg.seed)
@@ -160,7 +167,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     if cfg.algo == "ppo":
         critic_model = Critic(load_model(cfg.model, LoadOptions(dtype=cfg.dtype), device)).train()
         if state is not None:
-            critic_model.load_state_dict(torch.load(Path(source) / CRITIC_FILE, map_location=device))
+            critic_model.load_state_dict(load_critic_state(Path(source)))
         else:
             dist.broadcast_parameters(critic_model, info)
         critic = CriticState(critic_model, _adamw(list(critic_model.parameters()), cfg.critic_lr, cfg, device))

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,12 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    # The checkpoint is read and checked before anything is written: a refused one leaves the folder as it was.
+    ckpt = out / "checkpoint.pt"
+    state = _load_checkpoint(ckpt, device) if ckpt.exists() else None
+    # (checkpoints from before the autocast setting always ran under bf16 autocast)
+    if state is not None and {"autocast": "bf16", **state["settings"]} != _settings(config):
+        raise RlvrError(f"{ckpt}: made with other settings; use another --out or delete the checkpoint")
     model: Any
     if config.init_from:
         from transformers import AutoTokenizer
@@ -170,12 +177,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     tokens_per_step = config.batch_rows * config.seq_len
     total_steps = max(1, math.ceil(config.tokens / (0.9 * tokens_per_step)))  # rows are ~90% full
     step, seen, elapsed = 0, 0, 0.0
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        # (checkpoints from before the autocast setting always ran under bf16 autocast)
-        if {"autocast": "bf16", **state["settings"]} != _settings(config):
-            raise RlvrError(f"{ckpt}: made with other settings; use another --out or delete the checkpoint")
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, seen, elapsed = state["step"], state["tokens"], state["elapsed"]
@@ -221,6 +223,28 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     if ckpt.exists():
         ckpt.unlink()
     return summary
+
+
+def _load_checkpoint(path: Path, device: Any) -> dict[str, Any]:
+    """The checkpoint's tensors and plain data; weights_only=True refuses any other pickled object, so
+    opening someone else's half-finished pretraining folder never runs code."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        reason = f"it holds a pickled Python object ({refused.group(1)})" if refused else "damaged"
+        raise RlvrError(f"{path}: refused ({reason}); it should hold tensors and plain data alone, "
+                        "delete it to start over") from None
+    except Exception as err:  # torch reports a damaged file as RuntimeError, KeyError, EOFError, ...
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise RlvrError(f"{path}: damaged ({first}); delete it to start over") from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "step", "tokens", "elapsed", "settings"} <= set(state):
+        raise RlvrError(f"{path}: not a pretraining checkpoint; delete it to start over")
+    return state
 
 
 def _save_checkpoint(path: Path, model: Any, opt: Any, config: PretrainConfig, step: int, seen: int,
