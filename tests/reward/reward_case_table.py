@@ -17,6 +17,13 @@ class Case:
     expected: bool
     style: str
     require_boxed: bool = False
+    why: str | None = None
+    """The expected `Reason` value when it is not the plain "equal" / "unequal" of `expected`."""
+
+    @property
+    def reason(self) -> str:
+        """The reason the grader must give: a False verdict from a timeout or an error is a failure."""
+        return self.why or ("equal" if self.expected else "unequal")
 
 
 def box(answer: str) -> str:
@@ -354,10 +361,10 @@ RESPONSES = [
     Case("5", "We compute step by step. Therefore the answer is $\\boxed{5}$.", True, "response"),
     Case("5", "\\boxed{5} at first, but actually \\boxed{6}", False, "response"),
     Case("5", "No box here, but the answer is 5", True, "response"),
-    Case("5", "No box here, but the answer is 5", False, "response", require_boxed=True),
-    Case("5", "\\boxed{}", False, "response"),
+    Case("5", "No box here, but the answer is 5", False, "response", require_boxed=True, why="no-answer"),
+    Case("5", "\\boxed{}", False, "response", why="no-answer"),
     Case("5", "\\boxed{5} and later an empty \\boxed{}", True, "response"),
-    Case("5", "the result is \\boxed{5", False, "response", require_boxed=True),
+    Case("5", "the result is \\boxed{5", False, "response", require_boxed=True, why="no-answer"),
     Case(r"\frac{1}{2}", "\\fbox{\\frac{1}{2}}", True, "response"),
     Case(r"\boxed{5}", "\\boxed{5}", True, "response"),
     Case("12.8", "so the pressure is \\boxed{\\sqrt[3]{2048}}", False, "response"),

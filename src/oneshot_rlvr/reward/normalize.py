@@ -15,6 +15,8 @@ from functools import lru_cache
 
 # Real answers are short; a longer "answer" is a runaway generation and is graded as wrong.
 MAX_ANSWER_CHARS = 4096
+# Brace nesting deeper than this is no real answer, and the LaTeX parser takes seconds on it.
+MAX_NESTING = 50
 # Numbers whose decimal exponent is beyond this are left to sympy (which runs under a time limit).
 _MAX_EXPONENT = 400
 # A decimal matches a value when it agrees to this relative precision (about six significant digits,
@@ -160,6 +162,18 @@ def normalize(text: str) -> Answer:
         s = s[1:]
     key = _SPACE_NOT_AFTER_CMD.sub("", _TEXT_WRAP.sub(r"\1", s))
     return Answer(latex=s, key=key, percent=percent)
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest brace nesting in `text` (escaped braces `\\{` `\\}` count too; an upper bound is enough)."""
+    depth = deepest = 0
+    for c in text:
+        if c == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c == "}":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def choice_letter(text: str, *, strict: bool = True) -> str | None:
