@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from oneshot_rlvr.reward import normalize as nz
 from oneshot_rlvr.reward import pool as pool_outcomes
-from oneshot_rlvr.reward.extract import answer_for_grading, check_text, last_boxed
+from oneshot_rlvr.reward.extract import answer_for_grading, box_group, check_text
 from oneshot_rlvr.reward.pool import Task, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -102,11 +102,11 @@ class GraderConfig:
 
 
 def gold_answer(gold: str | None) -> str | None:
-    """The gold answer as a string: the content of its last box when it has one, else itself."""
+    """The gold answer as a string: the content of its last box (or box group) when it has one, else itself."""
     if not gold or not gold.strip():
         return None
     if "\\boxed" in gold or "\\fbox" in gold:
-        return last_boxed(gold)
+        return box_group(gold)
     return gold.strip()
 
 

@@ -45,7 +45,8 @@ _TRAILING_WORD_UNIT = re.compile(r"(?<=[\d}])\s+(?:" + _UNIT_WORDS + r")(?:\^\{?
 _TEXT_WRAP = re.compile(_TEXT_CMD + r"\s*\{([^{}]*)\}")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![a-zA-Z])")
 _PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*percent\s*\}|\s+percent)\s*$")
-_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!|\\!,)(?=\d{3})")
+# LaTeX thousands separators, spaced or not: 10{,}000, 14 {, }916, 11,\! 111, 3\!,250.
+_THOUSANDS = re.compile(r"(?<=\d)\s*(?:\{\s*,\s*\}|,\s*\\!|\\!\s*,)\s*(?=\d{3}(?!\d))")
 _THOUSANDS_PLAIN = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _ASSIGNMENT = re.compile(r"^\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?[a-zA-Z0-9]+\}?)?(?:\([a-z]\))?\s*=\s*(?=[^=])")
 _MIXED_SPACE = re.compile(r"^([+-]?\d+)\s+(\d+)\s*/\s*(\d+)$")
