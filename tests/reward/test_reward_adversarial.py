@@ -46,8 +46,8 @@ def _boxed_reason(case: tuple[str, object, object, Reason]) -> Reason:
 
 @pytest.fixture(scope="module")
 def grader() -> Iterator[Grader]:
-    # a short limit keeps the timeouts cheap; nothing but the slow inputs comes near it
-    with Grader(GraderConfig(timeout=1.0, cache_size=0)) as g:
+    # short enough to keep the timeouts cheap, long enough that nothing but the slow inputs comes near it
+    with Grader(GraderConfig(timeout=3.0, cache_size=0)) as g:
         yield g
 
 
@@ -65,17 +65,17 @@ def test_a_timeout_kills_and_replaces_the_worker(grader: Grader) -> None:
     grade = grader.explain("1", r"\boxed{10^{10^{10^{10}}}}")
     assert grade.reason is Reason.TIMEOUT
     assert grader.pool.replaced == replaced + 1
-    assert grader.verify("x^2-1", r"\boxed{(x-1)(x+1)}") is True  # the new worker grades
+    assert grader.explain("x+1", r"\boxed{1+x}").reason is Reason.EQUAL  # the new worker grades
 
 
 def test_a_batch_of_all_of_them_returns_every_verdict() -> None:
     golds = [a[1] for a in ADVERSARIAL] + ["5"]
     responses = [a[2] for a in ADVERSARIAL] + [r"\boxed{5}"]
-    grades = explain_batch(golds, responses, require_boxed=True, timeout=1.0)  # type: ignore[arg-type]
+    grades = explain_batch(golds, responses, require_boxed=True, timeout=3.0)  # type: ignore[arg-type]
     assert len(grades) == len(ADVERSARIAL) + 1
     assert [g.ok for g in grades] == [False] * len(ADVERSARIAL) + [True]  # the good one still counts
     assert [g.reason for g in grades[:-1]] == [_boxed_reason(a) for a in ADVERSARIAL]
-    assert verify_batch(golds, responses, require_boxed=True, timeout=1.0) == [g.ok for g in grades]  # type: ignore[arg-type]
+    assert verify_batch(golds, responses, require_boxed=True, timeout=3.0) == [g.ok for g in grades]  # type: ignore[arg-type]
 
 
 def test_the_training_reward_of_bad_input_is_zero() -> None:
