@@ -17,6 +17,13 @@ class Case:
     expected: bool
     style: str
     require_boxed: bool = False
+    why: str | None = None
+    """The expected `Reason` value when it is not the plain "equal" / "unequal" of `expected`."""
+
+    @property
+    def reason(self) -> str:
+        """The reason the grader must give: a False verdict from a timeout or an error is a failure."""
+        return self.why or ("equal" if self.expected else "unequal")
 
 
 def box(answer: str) -> str:
@@ -354,10 +361,10 @@ RESPONSES = [
     Case("5", "We compute step by step. Therefore the answer is $\\boxed{5}$.", True, "response"),
     Case("5", "\\boxed{5} at first, but actually \\boxed{6}", False, "response"),
     Case("5", "No box here, but the answer is 5", True, "response"),
-    Case("5", "No box here, but the answer is 5", False, "response", require_boxed=True),
-    Case("5", "\\boxed{}", False, "response"),
+    Case("5", "No box here, but the answer is 5", False, "response", require_boxed=True, why="no-answer"),
+    Case("5", "\\boxed{}", False, "response", why="no-answer"),
     Case("5", "\\boxed{5} and later an empty \\boxed{}", True, "response"),
-    Case("5", "the result is \\boxed{5", False, "response", require_boxed=True),
+    Case("5", "the result is \\boxed{5", False, "response", require_boxed=True, why="no-answer"),
     Case(r"\frac{1}{2}", "\\fbox{\\frac{1}{2}}", True, "response"),
     Case(r"\boxed{5}", "\\boxed{5}", True, "response"),
     Case("12.8", "so the pressure is \\boxed{\\sqrt[3]{2048}}", False, "response"),
@@ -464,4 +471,73 @@ HELD_OUT = _cases("MATH", [
     ("6", box("3!"), True),
 ])
 
-CASES: list[Case] = MATH + AIME + AMC + MINERVA + OLYMPIAD + RESPONSES + HELD_OUT
+# The lenient rule's reading of answers in several boxes, stated without a box, with LaTeX thousands
+# separators, and in other languages; each family with the cases that must stay wrong.
+SEVERAL_BOXES = [*_cases("MATH", [
+    ("1, 2", r"\boxed{1}, \boxed{2}", True),
+    ("1, 2", r"\boxed{2} and \boxed{1}", True),
+    ("(2,2), (6,2)", r"so the pairs are $\boxed{(2,2)} \text{ and } \boxed{(6,2)}$.", True),
+    (r"\{1, 2\}", r"$\boxed{1}\boxed{2}$", True),
+    ("-3, 3", r"Hence $x=\boxed{-3}$ or $x=\boxed{3}$.", True),
+    ("(1,2),(2,1)", "\\[\n\\boxed{(1, 2)},\\quad \\boxed{(2, 1)}\n\\]", True),
+    ("5", r"\boxed{5} \boxed{5}", True),  # the same box twice is one answer
+    # only one of the boxes matches a multi-part gold, or there is one box too many
+    ("1, 2", r"\boxed{1}, \boxed{3}", False),
+    ("1, 2", r"\boxed{1}, \boxed{2}, \boxed{3}", False),
+    ("(2,2), (6,2)", r"\boxed{(2,2)} \text{ and } \boxed{(2,6)}", False),
+    # two side-by-side boxes are two answers: a hedge, not the single gold
+    ("2", r"\boxed{1}, \boxed{2}", False),
+    ("1", r"\boxed{1} or \boxed{2}", False),
+    # boxes apart in the prose are a correction, not a list: the last one is the answer
+    ("106", r"So \boxed{104}. Wait, recounting the pairs gives \boxed{106}.", True),
+    ("104, 106", r"So \boxed{104}. Wait, recounting the pairs gives \boxed{106}.", False),
+]),
+    # the training reward keeps its rule: the last box alone
+    Case("2", r"\boxed{1}, \boxed{2}", True, "MATH", require_boxed=True),
+    Case("1, 2", r"\boxed{1}, \boxed{2}", False, "MATH", require_boxed=True),
+    Case("34", "Final Answer: The largest $n$ is 34.", False, "response", require_boxed=True, why="no-answer"),
+    Case("5", "所以答案是 $5$。", False, "response", require_boxed=True, why="no-answer"),
+]
+
+STATED = _cases("response", [
+    ("34", "Final Answer: The largest $n$ is 34.", True),
+    ("34", "**Final Answer**\nThe largest value of $n$ is $34$.", True),
+    ("12", "Answer: there are 12 ways.", True),
+    (r"(-6, 10)", r"Final Answer: The final answer is \((-6, 10)\). I hope it is correct.", True),
+    ("34", "Final Answer: The largest $n$ is 35.", False),
+    # a number in the prose that is not the final answer
+    ("34", "The answer is not 34; it is 35.", False),
+    ("34", "Final Answer: 34 was the first guess, the largest $n$ is 36.", False),
+    ("3", "Answer: 3 apples and 4 pears, 7 fruits in all", False),
+    ("34", "Doubling 17 gives 34, and adding 2 gives 36.", False),
+])
+
+THOUSANDS = _cases("MATH", [
+    ("11111111100", r"is $\boxed{11,\! 111,\! 111,\! 100}$", True),
+    ("32349", r"is $\boxed{32,\! 349}$", True),
+    ("14916", "Final Answer: The final answer is $14 {, }916$. I hope it is correct.", True),
+    ("10000", r"so there are 10{,}000 people in all", True),
+    ("11111", r"the total is 11,\! 111 coins", True),
+    ("32349", r"is $\boxed{32, 349}$", False),  # a comma and a space: two numbers
+    ("32349", r"is $\boxed{32,\! 348}$", False),
+    ("10000", r"so there are 1{,}000 people in all", False),
+])
+
+LANGUAGES = _cases("response", [
+    ("5", "所以答案是 $5$。", True),
+    ("12", "因此，答案为：12。", True),
+    (r"\frac{1}{2}", "故最终答案为 $\\frac{1}{2}$。", True),
+    ("2.5", "Donc la réponse est 2,5.", True),
+    (r"\frac{1}{2}", "La réponse finale est $\\frac{1}{2}$.", True),
+    ("7", "Die Antwort lautet 7.", True),
+    ("42", "La respuesta es 42.", True),
+    ("0.125", "Réponse : 0,125", True),
+    ("6", "所以答案是 $5$。", False),
+    ("25", "Donc la réponse est 2,5.", False),  # a decimal comma, not a thousands separator
+    ("1.25", "Réponse : 1,250", False),  # three digits after the comma stay ambiguous
+    ("5", "答案不是 5，答案是 6。", False),
+])
+
+CASES: list[Case] = (
+    MATH + AIME + AMC + MINERVA + OLYMPIAD + RESPONSES + HELD_OUT + SEVERAL_BOXES + STATED + THOUSANDS + LANGUAGES
+)

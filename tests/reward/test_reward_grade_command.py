@@ -13,7 +13,7 @@ from oneshot_rlvr.cli import main
 def test_grade_one_pair(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["grade", "--gold", "2x + 3", "--response", r"so \boxed{3+2x}"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "verdict: equivalent"
+    assert out[0] == "verdict: equivalent (equal)"
     assert "gold answer: 2x + 3" in out
     assert "graded answer: 3+2x" in out
     assert "boxed extraction: 3+2x" in out
@@ -22,7 +22,7 @@ def test_grade_one_pair(capsys: pytest.CaptureFixture[str]) -> None:
 def test_grade_boxed_rule(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["grade", "--gold", "5", "--response", "the answer is 5", "--boxed"]) == 0
     out = capsys.readouterr().out
-    assert "verdict: not equivalent" in out
+    assert "verdict: not equivalent (no-answer)" in out
     assert "graded answer: (none)" in out
     assert "lenient extraction: 5" in out
 

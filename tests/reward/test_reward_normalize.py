@@ -17,6 +17,12 @@ from oneshot_rlvr.reward.grade import fast_verdict
         (r"\left( 1, 2 \right]", "(1,2]"),
         (r"900,\!000,\!000", "900000000"),
         ("10{,}000", "10000"),
+        (r"11,\! 111,\! 111,\! 100", "11111111100"),
+        ("14 {, }916", "14916"),
+        (r"3\!,250", "3250"),
+        ("32, 349", "32,349"),  # a comma and a space separate two numbers
+        (r"(1,\! 2)", "(1,2)"),  # not a thousands group: one digit follows
+        (r"1,\!2345", "1,2345"),  # nor four
         ("1,000", "1000"),
         (r"48^\circ", "48"),
         (r"48^{\circ}", "48"),

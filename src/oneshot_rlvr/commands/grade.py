@@ -21,7 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--boxed", action="store_true", help="only the last \\boxed{} counts (the training reward rule)"
     )
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per sympy comparison")
+    parser.add_argument(
+        "--timeout", type=float, default=None,
+        help="seconds per sympy comparison (default: the grader's GraderConfig.timeout, 2.0)",
+    )
 
 
 def _show(text: str | None) -> str:
@@ -29,14 +32,12 @@ def _show(text: str | None) -> str:
 
 
 def _grade_one(args: argparse.Namespace) -> int:
-    from oneshot_rlvr.reward import extract_answer, verify_batch
-    from oneshot_rlvr.reward.extract import answer_for_grading
-    from oneshot_rlvr.reward.grade import gold_answer
+    from oneshot_rlvr.reward import explain_batch, extract_answer
 
-    ok = verify_batch([args.gold], [args.response], require_boxed=args.boxed, timeout=args.timeout)[0]
-    print(f"verdict: {'equivalent' if ok else 'not equivalent'}")
-    print(f"gold answer: {_show(gold_answer(args.gold))}")
-    print(f"graded answer: {_show(answer_for_grading(args.response, require_boxed=args.boxed))}")
+    grade = explain_batch([args.gold], [args.response], require_boxed=args.boxed, timeout=args.timeout)[0]
+    print(f"verdict: {'equivalent' if grade.ok else 'not equivalent'} ({grade.reason.value})")
+    print(f"gold answer: {_show(grade.gold)}")
+    print(f"graded answer: {_show(grade.answer)}")
     print(f"lenient extraction: {_show(extract_answer(args.response, mode='lenient'))}")
     print(f"boxed extraction: {_show(extract_answer(args.response, mode='boxed'))}")
     return 0
@@ -90,7 +91,7 @@ def _grade_file(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
+    if args.timeout is not None and args.timeout <= 0:
         raise RlvrError(f"--timeout must be positive, got {args.timeout}")
     if args.file is not None:
         if args.gold is not None or args.response is not None:

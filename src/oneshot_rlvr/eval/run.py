@@ -41,7 +41,6 @@ from oneshot_rlvr.rollout.base import RolloutEngine, Rollouts, SamplingParams
 log = logging.getLogger(__name__)
 
 RESULTS_FORMAT = 1
-SYMPY_TIMEOUT = 3.0  # seconds per symbolic comparison, as in the Qwen2.5-Math harness
 
 
 @dataclass
@@ -138,8 +137,9 @@ def _grade_chunk(benchmark: str, kind: str, problems: list[Problem], prompts: li
         from oneshot_rlvr.reward import extract_answer, verify_batch
 
         golds = [p.answer for p in chunk]
-        lenient = verify_batch(golds, responses, require_boxed=False, timeout=SYMPY_TIMEOUT)
-        strict = verify_batch(golds, responses, require_boxed=True, timeout=SYMPY_TIMEOUT)
+        # each sympy comparison runs under the grader's own limit (GraderConfig.timeout)
+        lenient = verify_batch(golds, responses, require_boxed=False)
+        strict = verify_batch(golds, responses, require_boxed=True)
         extracted = [extract_answer(r, mode="lenient") for r in responses]
     tokens = out.response_mask.sum(dim=1).tolist()
     records = []

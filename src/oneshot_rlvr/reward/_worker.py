@@ -1,9 +1,12 @@
 """A grading worker process: sympy equivalence through math-verify, one task at a time.
 
 Started by `pool.WorkerPool` as `python -m oneshot_rlvr.reward._worker READ_FD WRITE_FD PARENT_PID MEM_MB`.
-It receives lists of `(key, task)` and answers `(key, verdict)` after each task, so the parent knows
+It receives lists of `(key, task)` and answers `(key, outcome)` after each task, so the parent knows
 which task is running and can kill the process when one takes too long. math-verify's own SIGALRM
 time limits are switched off: the parent's kill is the limit, and it works from any thread.
+
+An outcome says why, not only whether: "equal", "unequal" (both sides read, and they differ),
+"unparsed" (math-verify could not read one side) or "error" (the comparison raised).
 """
 
 from __future__ import annotations
@@ -125,27 +128,81 @@ def clearly_different(gold: Any, pred: Any) -> bool:
     return True
 
 
-def equivalent(task: Task) -> bool:
-    """Whether the predicted answer is equivalent to the gold one under math-verify."""
+class _ErrorLog(logging.Handler):
+    """Counts the exceptions math-verify swallows (it logs them and answers False)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.errors = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.errors += 1
+
+
+_math_verify_errors = _ErrorLog()
+
+
+def _watch_math_verify() -> None:
+    """Route math-verify's swallowed exceptions to `_math_verify_errors` and nowhere else."""
+    logger = logging.getLogger("math_verify")
+    logger.addHandler(_math_verify_errors)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+
+
+def judge(task: Task) -> str:
+    """The outcome of comparing the predicted answer with the gold one under math-verify."""
     from math_verify import verify
 
     gold_latex, pred_latex, gold_percent, pred_percent = task
     gold = _parse(gold_latex)
     pred = _parse(pred_latex)
     if not gold or not pred:
-        return False
-    if not (gold_percent or pred_percent) and clearly_different(gold[0], pred[0]):
-        return False
+        return "unparsed"
+    if not (gold_percent or pred_percent) and (
+        clearly_different(gold[0], pred[0]) or _one_undefined(gold[0], pred[0])
+    ):
+        return "unequal"
     gold = _percent_forms(gold, gold_percent)
     pred = _percent_forms(pred, pred_percent)
-    return bool(verify(gold, pred, timeout_seconds=None, allow_set_relation_comp=True))
+    errors_before = _math_verify_errors.errors
+    if verify(gold, pred, timeout_seconds=None, allow_set_relation_comp=True):
+        return "equal"
+    # False because a comparison raised is not the same as False because the answers differ
+    if _math_verify_errors.errors > errors_before:
+        return "error"
+    return "unequal" if _read_as_math(gold) and _read_as_math(pred) else "unparsed"
 
 
-def _safe_equivalent(task: Task) -> bool:
+def _read_as_math(parsed: list[Any]) -> bool:
+    """Whether math-verify read an answer as mathematics, not only kept its text (its fallback)."""
+    from sympy import Basic, MatrixBase
+
+    return any(isinstance(p, (Basic, MatrixBase)) for p in parsed)
+
+
+def _one_undefined(gold: Any, pred: Any) -> bool:
+    """Whether exactly one side is an undefined number (1/0, 0/0): then they differ, and sympy's
+    comparison would only raise on it."""
+    from sympy import Expr, nan, zoo
+
+    def undefined(expr: Any) -> bool:
+        return isinstance(expr, Expr) and (expr == zoo or expr is nan)
+
+    return undefined(gold) != undefined(pred) and all(isinstance(e, Expr) and e.is_number for e in (gold, pred))
+
+
+def equivalent(task: Task) -> bool:
+    """Whether the predicted answer is equivalent to the gold one under math-verify."""
+    return judge(task) == "equal"
+
+
+def _safe_judge(task: Task) -> str:
     try:
-        return equivalent(task)
+        return judge(task)
     except (Exception, RecursionError, MemoryError):
-        return False
+        return "error"
 
 
 def serve(inbox: Connection, outbox: Connection) -> None:
@@ -158,18 +215,19 @@ def serve(inbox: Connection, outbox: Connection) -> None:
         if message is None:
             return
         for key, task in message:
-            outbox.send((key, _safe_equivalent(task)))
+            outbox.send((key, _safe_judge(task)))
 
 
 def main(argv: list[str]) -> int:
     read_fd, write_fd, parent_pid, memory_mb = (int(a) for a in argv)
     _die_with_parent(parent_pid)
     _limit_memory(memory_mb)
-    logging.disable(logging.CRITICAL)  # math-verify warns about its disabled alarms on every call
+    logging.getLogger().setLevel(logging.CRITICAL)  # math-verify warns about its disabled alarms on every call
+    _watch_math_verify()
     warnings.simplefilter("ignore")
     inbox = Connection(read_fd, writable=False)
     outbox = Connection(write_fd, readable=False)
-    _safe_equivalent(("\\frac{x}{2}", "x/2", False, False))  # import sympy, build the parser: untimed
+    _safe_judge(("\\frac{x}{2}", "x/2", False, False))  # import sympy, build the parser: untimed
     try:
         outbox.send(("ready", os.getpid()))
         serve(inbox, outbox)

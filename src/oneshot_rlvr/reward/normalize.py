@@ -15,6 +15,8 @@ from functools import lru_cache
 
 # Real answers are short; a longer "answer" is a runaway generation and is graded as wrong.
 MAX_ANSWER_CHARS = 4096
+# Brace nesting deeper than this is no real answer, and the LaTeX parser takes seconds on it.
+MAX_NESTING = 50
 # Numbers whose decimal exponent is beyond this are left to sympy (which runs under a time limit).
 _MAX_EXPONENT = 400
 # A decimal matches a value when it agrees to this relative precision (about six significant digits,
@@ -43,7 +45,8 @@ _TRAILING_WORD_UNIT = re.compile(r"(?<=[\d}])\s+(?:" + _UNIT_WORDS + r")(?:\^\{?
 _TEXT_WRAP = re.compile(_TEXT_CMD + r"\s*\{([^{}]*)\}")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![a-zA-Z])")
 _PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*percent\s*\}|\s+percent)\s*$")
-_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!|\\!,)(?=\d{3})")
+# LaTeX thousands separators, spaced or not: 10{,}000, 14 {, }916, 11,\! 111, 3\!,250.
+_THOUSANDS = re.compile(r"(?<=\d)\s*(?:\{\s*,\s*\}|,\s*\\!|\\!\s*,)\s*(?=\d{3}(?!\d))")
 _THOUSANDS_PLAIN = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _ASSIGNMENT = re.compile(r"^\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?[a-zA-Z0-9]+\}?)?(?:\([a-z]\))?\s*=\s*(?=[^=])")
 _MIXED_SPACE = re.compile(r"^([+-]?\d+)\s+(\d+)\s*/\s*(\d+)$")
@@ -160,6 +163,18 @@ def normalize(text: str) -> Answer:
         s = s[1:]
     key = _SPACE_NOT_AFTER_CMD.sub("", _TEXT_WRAP.sub(r"\1", s))
     return Answer(latex=s, key=key, percent=percent)
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest brace nesting in `text` (escaped braces `\\{` `\\}` count too; an upper bound is enough)."""
+    depth = deepest = 0
+    for c in text:
+        if c == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c == "}":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def choice_letter(text: str, *, strict: bool = True) -> str | None:

@@ -3,7 +3,7 @@
 Workers are fresh interpreters (`python -m oneshot_rlvr.reward._worker`, spawn semantics): nothing
 is forked from a caller that may hold torch, CUDA or OpenMP threads, and the caller's main script is
 never re-imported. A task that runs past its limit gets its worker killed (SIGKILL) and replaced;
-the task counts as not equivalent. Workers exit when the pool closes, when the interpreter exits
+the task gets the outcome `TIMED_OUT`. Workers exit when the pool closes, when the interpreter exits
 (a finalizer), when the parent's pipe closes, or (Linux) when the parent dies.
 """
 
@@ -26,9 +26,18 @@ from multiprocessing.connection import Connection
 
 log = logging.getLogger(__name__)
 
-# (gold latex, predicted latex, gold is a percentage, prediction is a percentage); see `_worker.equivalent`.
+# (gold latex, predicted latex, gold is a percentage, prediction is a percentage); see `_worker.judge`.
 # The worker module itself is never imported here: it runs as `python -m` in the worker processes.
 Task = tuple[str, str, bool, bool]
+
+# A task's outcome is the worker's answer ("equal", "unequal", "unparsed" or "error", see `_worker.judge`),
+# or one of these when the worker could not answer:
+TIMED_OUT = "timeout"
+"""The task ran past its time limit; its worker was killed and replaced."""
+CRASHED = "crashed"
+"""The worker died while running the task (a signal, the memory limit, a broken pipe)."""
+UNFINISHED = "deadline"
+"""The call's deadline passed before the task finished (or started)."""
 
 _MAX_CHUNK = 16
 _MAX_START_FAILURES = 3
@@ -130,6 +139,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._start_failures = 0
         self._runs = 0
+        self._replaced = 0
         self._owner_pid = os.getpid()
         self._finalizer = weakref.finalize(self, _stop_all, self._workers, self._owner_pid)
 
@@ -154,15 +164,21 @@ class WorkerPool:
             self._workers.append(future.result())
 
     def _replace(self, worker: _Worker) -> None:
+        self._replaced += 1
         _stop_worker(worker, graceful=False)
         self._workers.remove(worker)
         self._fill()
 
-    def map(self, tasks: Sequence[Task], *, timeout: float, deadline: float | None = None) -> list[bool | None]:
-        """Verdict per task: True/False, or None when it ran out of time (or crashed its worker).
+    @property
+    def replaced(self) -> int:
+        """How many workers were killed or found dead and replaced so far (a stuck task, a crash)."""
+        return self._replaced
+
+    def map(self, tasks: Sequence[Task], *, timeout: float, deadline: float | None = None) -> list[str]:
+        """Outcome per task: the worker's answer, or `TIMED_OUT`, `CRASHED` or `UNFINISHED`.
 
         `timeout` limits each task (seconds of wall time in a worker); `deadline` (a
-        `time.monotonic()` value) limits the whole call: tasks not finished by then get None.
+        `time.monotonic()` value) limits the whole call: tasks not finished by then are `UNFINISHED`.
         """
         with self._lock:
             self._runs += 1
@@ -190,10 +206,10 @@ class _Run:
         self.tasks = tasks
         self.timeout = timeout
         self.deadline = deadline
-        self.results: list[bool | None] = [None] * len(tasks)
+        self.results: list[str] = [UNFINISHED] * len(tasks)
         self.pending: deque[int] = deque(range(len(tasks)))
 
-    def loop(self) -> list[bool | None]:
+    def loop(self) -> list[str]:
         workers = self.pool._workers
         while self.pending or any(w.inflight for w in workers):
             now = time.monotonic()
@@ -248,15 +264,16 @@ class _Run:
                 key, verdict = message
                 if worker.inflight and worker.inflight[0] == key:
                     worker.inflight.popleft()
-                    self.results[key[1]] = bool(verdict)
+                    self.results[key[1]] = str(verdict)
                 worker.busy_since = time.monotonic()
         except (EOFError, OSError):
-            self._fail(worker, blame_running=worker.ready)
+            self._fail(worker, blame=CRASHED if worker.ready else None)
 
-    def _fail(self, worker: _Worker, *, blame_running: bool) -> None:
-        """Replace a dead or stuck worker; its running task (if any) keeps its None verdict."""
+    def _fail(self, worker: _Worker, *, blame: str | None) -> None:
+        """Replace a dead or stuck worker; its running task (if any) gets the outcome `blame`."""
         inflight = [i for _, i in worker.inflight]
-        if blame_running and inflight:
+        if blame is not None and inflight:
+            self.results[inflight[0]] = blame
             inflight = inflight[1:]
         self.pending.extendleft(reversed(inflight))
         if not worker.ready:
@@ -274,6 +291,6 @@ class _Run:
         for worker in list(self.pool._workers):
             if worker.inflight and worker.ready and now - worker.busy_since > self.timeout:
                 log.debug("grading task over %.1fs: killing worker %d", self.timeout, worker.proc.pid)
-                self._fail(worker, blame_running=True)
+                self._fail(worker, blame=TIMED_OUT)
             elif not worker.ready and now - worker.started > self.pool.start_timeout:
-                self._fail(worker, blame_running=False)
+                self._fail(worker, blame=None)
