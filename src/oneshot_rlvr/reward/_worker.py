@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from oneshot_rlvr.reward.pool import Task
+    from oneshot_rlvr.reward.pool import HarnessTask, Task
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -141,9 +141,22 @@ def equivalent(task: Task) -> bool:
     return bool(verify(gold, pred, timeout_seconds=None, allow_set_relation_comp=True))
 
 
-def _safe_equivalent(task: Task) -> bool:
+def harness_equivalent(task: HarnessTask) -> bool:
+    """The evaluation harness's verdict (see `reward.harness`), sympy step included."""
+    from oneshot_rlvr.reward.harness_equal import math_equal, symbolic_equal
+    from oneshot_rlvr.reward.harness_text import adjust_for_choice, extract, response_text
+
+    _, prediction, gold, benchmark = task
+    if benchmark:  # a whole response, too long to read in the parent
+        prediction = adjust_for_choice(extract(prediction, benchmark), gold, response_text(prediction))
+    return math_equal(prediction, gold, symbolic_equal)
+
+
+def _safe_equivalent(task: Task | HarnessTask) -> bool:
     try:
-        return equivalent(task)
+        if task[0] == "harness" and isinstance(task[2], str):
+            return harness_equivalent(task)
+        return equivalent(task)  # type: ignore[arg-type]
     except (Exception, RecursionError, MemoryError):
         return False
 
@@ -170,6 +183,7 @@ def main(argv: list[str]) -> int:
     inbox = Connection(read_fd, writable=False)
     outbox = Connection(write_fd, readable=False)
     _safe_equivalent(("\\frac{x}{2}", "x/2", False, False))  # import sympy, build the parser: untimed
+    _safe_equivalent(("harness", "\\frac{x}{2}", "x/2", ""))
     try:
         outbox.send(("ready", os.getpid()))
         serve(inbox, outbox)
