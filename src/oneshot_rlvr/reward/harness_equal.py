@@ -28,6 +28,13 @@ _MATRIX_BEGIN = ("\\begin{pmatrix}", "\\begin{bmatrix}")
 _MATRIX_END = ("\\end{pmatrix}", "\\end{bmatrix}")
 _SAFE_EXPR = re.compile(r"[0-9A-Za-z+\-*/^()\[\]{},.= <>!|]*")
 _ATTRIBUTE = re.compile(r"\.\s*[A-Za-z]")
+_CALL = re.compile(r"([A-Za-z]{2,})\s*\(")
+# Functions a plain-text answer may call; any other name followed by "(" keeps the text unparsed
+# (sympy's namespace also holds plot(), preview() and friends, which reach outside the process).
+_FUNCTIONS = frozenset({
+    "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+    "log", "ln", "exp", "Abs", "abs", "factorial", "binomial", "floor", "ceiling", "gcd", "lcm", "Rational",
+})
 
 
 class NeedsSympy(Exception):
@@ -168,7 +175,7 @@ def _parse(text: str) -> Any:
         except Exception:  # any parser failure means "try the next reading"
             pass
     for candidate in dict.fromkeys((text.replace("\\\\", "\\"), text)):
-        if _SAFE_EXPR.fullmatch(candidate) and not _ATTRIBUTE.search(candidate):
+        if _plain_and_safe(candidate):
             try:
                 from sympy.parsing.sympy_parser import parse_expr
 
@@ -178,10 +185,24 @@ def _parse(text: str) -> Any:
     return text
 
 
+def _plain_and_safe(text: str) -> bool:
+    """Whether sympy's `parse_expr` (which runs Python's eval) can read `text` without reaching Python
+    objects: no attribute access, underscores or quotes, and calls only to plain math functions."""
+    if not _SAFE_EXPR.fullmatch(text) or _ATTRIBUTE.search(text):
+        return False
+    return all(name in _FUNCTIONS for name in _CALL.findall(text))
+
+
 def symbolic_equal(prediction: str, reference: str) -> bool:
     """The harness's sympy step: same printout or ==, simplify(a - b) == 0, equal |lhs - rhs|, equal
-    numeric values within 1e-4, equal matrices rounded to 3 places. Any error means "not this way"."""
+    numeric values within 1e-4, equal matrices rounded to 3 places. Any error means "not this way".
+
+    Where an answer stays text (no parser reads it), only the first check runs: the harness's later
+    checks would hand the text to sympify, that is to eval().
+    """
     a, b = _parse(prediction), _parse(reference)
+    if isinstance(a, str) or isinstance(b, str):
+        return _same(a, b)
     for check in (_same, _simplified, _equation, _numeric, _matrix):
         try:
             if check(a, b):
