@@ -123,3 +123,19 @@ def test_word_numbers_follow_the_harness() -> None:
 def test_unknown_benchmark_is_one_clear_error() -> None:
     with pytest.raises(ValueError, match="knows no benchmark 'gsm9k'"):
         harness.grade("1", "\\boxed{1}", "gsm9k")
+
+
+@pytest.mark.parametrize(("prediction", "reference"), [
+    ("\\frac{2}{4}", "\\frac{1}{2}"), ("\\frac{1000}{3}", "\\frac{1001}{3}"),
+    ("\\frac{100000}{3}", "\\frac{100001}{3}"), ("\\frac{6}{3}", "2"), ("3", "\\frac{7}{2}"),
+])
+def test_plain_fractions_decided_in_process_as_sympy_decides(prediction: str, reference: str) -> None:
+    from oneshot_rlvr.reward.harness_equal import symbolic_equal
+
+    assert needs_sympy(prediction, reference) is symbolic_equal(prediction, reference)
+
+
+def test_other_expressions_still_go_to_sympy() -> None:
+    for prediction, reference in (("-\\frac{1}{2}", "\\frac{-1}{2}"), ("\\frac{1}{0}", "0"), ("x", "1")):
+        with pytest.raises(NeedsSympy):
+            needs_sympy(prediction, reference)

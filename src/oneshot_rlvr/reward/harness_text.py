@@ -39,9 +39,14 @@ _UNITS_BASE = (
     "litre", "pi sq m", "s .", "metre", "meter", "inch",
 )
 _UNITS = (*_UNITS_BASE, *(u + "s" for u in _UNITS_BASE))
-# The harness pastes each word into a regex unescaped, so "q ." also matches "q x": kept as is. Words
-# without "." can only match where they occur literally, which a substring test checks first (speed).
-_UNIT_PATTERNS = tuple((u, "." in u, re.compile(r"(^|\W)" + u + r"($|\W)")) for u in _UNITS)
+# The harness pastes each word into a regex unescaped, so "q ." also matches "q x": kept as is. A word
+# can only match where each of its pieces between dots occurs literally, which substring tests check
+# first (most answers hold none of them, and the tests cost far less than the regexes).
+_UNIT_PATTERNS = tuple(
+    (pieces[0], pieces[1:], re.compile(r"(^|\W)" + u + r"($|\W)"))
+    for u in _UNITS
+    for pieces in [[p for p in u.split(".") if p]]
+)
 
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -158,8 +163,8 @@ def _fix_a_slash_b(text: str) -> str:
 
 def _remove_units(text: str) -> str:
     for _ in range(2):
-        for unit, wild, pattern in _UNIT_PATTERNS:
-            if not wild and unit not in text:
+        for first, rest, pattern in _UNIT_PATTERNS:
+            if first not in text or (rest and not all(p in text for p in rest)):
                 continue
             stripped = pattern.sub(r"\1\2", text)
             if stripped:
