@@ -1,12 +1,14 @@
-"""Grader speed and agreement: `verify_batch` against math-verify called directly.
+"""Grader speed and agreement: `verify_batch` and the harness rule against math-verify called directly.
 
     python benchmarks/grader_speed.py [--workers 2] [--numeric 4000] [--symbolic 600] [--batch 512]
 
 Measures grades per second through `Grader.verify_batch` (worker pool, verdict cache off, distinct
 answers so no cache helps) for numeric and for symbolic answers, then math-verify's own
 `verify(parse(gold), parse(response))` on the same cases in this process. Also reports the agreement of
-both with the hand-written case table in tests/reward/reward_case_table.py. The machine's load average
-is printed: the numbers are only comparable on an otherwise idle machine.
+both with the hand-written case table in tests/reward/reward_case_table.py. The harness rule
+(`reward.harness.grade_batch`, the paper's evaluation rule) is timed on the same cases, sharing the
+same worker pool; plain numbers (no fractions) are decided without a worker. The machine's load
+average is printed: the numbers are only comparable on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reward")
 
 from reward_case_table import CASES
 
-from oneshot_rlvr.reward import Grader, GraderConfig
+from oneshot_rlvr.reward import Grader, GraderConfig, configure, harness
 
 _FILLER = (
     "Let us work through the problem step by step. First we write down what is given, then we "
@@ -90,6 +92,29 @@ def time_grader(grader: Grader, cases: Sequence[tuple[str, str]], batch: int) ->
     return time.perf_counter() - start, verdicts
 
 
+def time_harness(cases: Sequence[tuple[str, str]], batch: int) -> tuple[float, list[bool]]:
+    verdicts: list[bool] = []
+    start = time.perf_counter()
+    for i in range(0, len(cases), batch):
+        chunk = cases[i : i + batch]
+        verdicts += [v.correct for v in harness.grade_batch([g for g, _ in chunk], [r for _, r in chunk])]
+    return time.perf_counter() - start, verdicts
+
+
+def harness_rates(numeric: Sequence[tuple[str, str]], symbolic: Sequence[tuple[str, str]], batch: int) -> None:
+    plain = [c for i, c in enumerate(numeric) if i % 5 != 1]  # every kind but \frac, as they were generated
+    truth_plain = [i % 2 == 0 for i in range(len(numeric)) if i % 5 != 1]
+    print(f"harness rule (reward.harness.grade_batch, batches of {batch}):")
+    seconds, verdicts = time_harness(plain, batch)
+    print(f"  numeric, plain numbers   {_rate(len(plain), seconds)}")
+    # below 100%: the harness's relative 1e-4 accepts the generated near-miss decimals (512.015 for 512.016)
+    print(f"    agreement with the generated truth {agreement(verdicts, truth_plain)}")
+    seconds, _ = time_harness(numeric, batch)
+    print(f"  numeric, with fractions  {_rate(len(numeric), seconds)}")
+    seconds, _ = time_harness(symbolic, batch)
+    print(f"  symbolic                 {_rate(len(symbolic), seconds)}")
+
+
 def math_verify_direct(wrap_gold: bool) -> Callable[[str, str], bool]:
     """math-verify as commonly called: parse both strings, verify (its SIGALRM limits on)."""
     from math_verify import parse, verify
@@ -138,7 +163,7 @@ def main() -> None:
     numeric, symbolic = numeric_cases(args.numeric, rng), symbolic_cases(args.symbolic, rng)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()}")
 
-    grader = Grader(GraderConfig(workers=args.workers, cache_size=0))
+    grader = configure(GraderConfig(workers=args.workers, cache_size=0))  # the harness rule uses it too
     start = time.perf_counter()
     grader.pool.start()
     grader.verify("x+1", "1+x")  # workers ready and warmed
@@ -152,6 +177,8 @@ def main() -> None:
     one_gold = [(symbolic[0][0], r) for _, r in symbolic[: args.batch]]
     seconds, _ = time_grader(grader, one_gold, args.batch)
     print(f"  symbolic, one gold per batch (the 1-shot training case) {_rate(len(one_gold), seconds)}")
+
+    harness_rates(numeric, symbolic, args.batch)
 
     print("math-verify called directly in this process (one core), gold wrapped in $...$:")
     grade = math_verify_direct(wrap_gold=True)

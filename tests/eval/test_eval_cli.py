@@ -62,8 +62,15 @@ def test_six_benchmarks_end_to_end(tiny_model_dir, data_dir, tmp_path, capsys):
     assert {"benchmark", "problem_id", "sample", "prompt", "response", "extracted", "gold", "correct",
             "strict_correct", "tokens", "finish_reason"} <= set(records[0])
     assert [r["gold"] for r in records if r["benchmark"] == "amc23"][:1] == ["3"]
-    header = capsys.readouterr().out.splitlines()[0].split()
-    assert header == ["MATH500", "AIME24", "AIME25", "AMC23", "Minerva", "Olympiad", "Avg"]
+    # the paper's benchmarks are graded under both rules by default
+    assert results["settings"]["grader"] == "both" and results["harness_average"]["complete"] is True
+    assert all({"harness_correct", "harness_answer", "harness_timed_out"} <= set(r) for r in records)
+    assert all(0.0 <= res["harness_accuracy"] <= 1.0 for res in results["benchmarks"].values())
+    caption, header_line, row = capsys.readouterr().out.splitlines()[:3]
+    assert caption == "accuracy (%) under the paper's harness rule, ours in brackets"
+    assert header_line.split() == ["MATH500", "AIME24", "AIME25", "AMC23", "Minerva", "Olympiad", "Avg"]
+    math500 = results["benchmarks"]["math500"]
+    assert f"{100 * math500['harness_accuracy']:.1f} ({100 * math500['accuracy']:.1f})" in row
 
 
 def test_same_seed_same_records_through_the_command(tiny_model_dir, data_dir, tmp_path):
@@ -120,7 +127,7 @@ def test_run_evaluates_checkpoints_by_step_and_skips_done_ones(tiny_model_dir, d
     capsys.readouterr()
     assert main(args) == 0  # everything already evaluated: nothing is rerun
     assert (run / "eval/0/results.json").stat().st_mtime_ns == stamp
-    rows = [line.split()[:2] for line in capsys.readouterr().out.splitlines()[1:]]
+    rows = [line.split()[:2] for line in capsys.readouterr().out.splitlines()[2:]]  # after caption, header
     assert rows == [["step", "0"], ["step", "5"], ["step", "10"]]
 
 
@@ -167,3 +174,28 @@ def test_run_with_lora_checkpoints_merges_the_adapter(tiny_model_dir, data_dir, 
                "--limit", "1", "--max-new-tokens", "2"])
     assert rc == 0
     assert json.loads((run / "eval/4/results.json").read_text(encoding="utf-8"))["step"] == 4
+
+
+def test_grader_choice_sets_the_record_fields(tiny_model_dir, data_dir, tmp_path, capsys):
+    base = ["eval", "--model", str(tiny_model_dir), "--data-dir", str(data_dir), "--limit", "2",
+            "--benchmarks", "math500,olympiadbench", "--max-new-tokens", "2"]
+    assert main([*base, "--grader", "ours", "--out", str(tmp_path / "ours")]) == 0
+    ours = [json.loads(x) for x in (tmp_path / "ours/records.jsonl").read_text().splitlines()]
+    assert not any("harness_correct" in r for r in ours)
+    assert capsys.readouterr().out.splitlines()[0].split()[0] == "MATH500"  # no caption: our rule only
+    assert main([*base, "--grader", "harness", "--out", str(tmp_path / "harness")]) == 0
+    results = json.loads((tmp_path / "harness/results.json").read_text())
+    assert results["settings"]["grader"] == "harness" and "harness_accuracy" in results["benchmarks"]["math500"]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "accuracy (%) under the paper's harness rule" and "(" not in out[2].split(maxsplit=1)[1]
+
+
+def test_harness_grader_refuses_a_benchmark_it_cannot_read(tiny_model_dir, tmp_path, capsys):
+    mine = _write_jsonl(tmp_path / "mine.jsonl", [{"q": "2+2?", "a": "4"}])
+    args = ["eval", "--model", str(tiny_model_dir), "--benchmark", f"mine={mine}", "--question-field", "q",
+            "--answer-field", "a", "--max-new-tokens", "2", "--out", str(tmp_path / "out")]
+    assert main([*args, "--grader", "harness"]) == 2
+    assert "harness rule has no gold parsing for mine" in capsys.readouterr().err
+    assert main(args) == 0  # by default a user's own file is graded by ours alone
+    records = (tmp_path / "out/records.jsonl").read_text()
+    assert "harness_correct" not in records

@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                           "(default: $RLVR_EVAL_DATA, else "
                                           "../shared/data/oneshot_rlvr/Qwen2.5-Eval/evaluation/data)")
     bench.add_argument("--limit", type=int, metavar="N", help="only the first N problems of each benchmark")
+    bench.add_argument("--grader", choices=("harness", "ours", "both"),
+                       help="harness: the paper's evaluation harness rule (for numbers beside the paper's "
+                            "tables); ours: this project's grader; both: both verdicts in every record, the "
+                            "table as 'harness (ours)' (default: both for the paper's benchmarks, else ours; "
+                            "see docs/grading.md)")
     decode = parser.add_argument_group("decoding (default: each benchmark's protocol)")
     decode.add_argument("--template", default="qwen25-math-cot",
                         help="prompt template: qwen25-math-cot (default), oneshot-train or plain")
@@ -73,6 +78,15 @@ def _benchmarks(args: argparse.Namespace) -> list[Any]:
     return chosen
 
 
+def _grader(args: argparse.Namespace, benchmarks: list[Any]) -> str:
+    from oneshot_rlvr.eval.harness_grading import check_grader, default_grader
+
+    names, kinds = [b.name for b in benchmarks], [b.kind for b in benchmarks]
+    grader = args.grader or default_grader(names, kinds)
+    check_grader(grader, names, kinds)
+    return str(grader)
+
+
 def _check(args: argparse.Namespace) -> None:
     if bool(args.model) == bool(args.run):
         raise RlvrError("give exactly one of --model PATH_OR_ID and --run RUN")
@@ -99,9 +113,11 @@ def run(args: argparse.Namespace) -> int:
     if args.template not in TEMPLATES:
         raise RlvrError(f"unknown prompt template {args.template!r} (choose from {', '.join(TEMPLATES)})")
     benchmarks = _benchmarks(args)
+    grader = _grader(args, benchmarks)
     options = EvalOptions(
         data_dir=args.data_dir, limit=args.limit, template=args.template, n=args.n,
         temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,
+        grader=grader,
     )
     device = _device(args.device)
     dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
@@ -109,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if args.run:
         curve = evaluate_run(args.run, benchmarks, options, every=args.every, device=device,
                              load_options=load_options, batch_rows=args.batch_rows, tokenizer=args.tokenizer)
-        print(format_table([(f"step {step}", res) for step, res in curve]))
+        print(format_table([(f"step {step}", res) for step, res in curve], grader))
         return 0
     problems = load_benchmarks(benchmarks, options)  # a missing file fails before the model loads
     tokenizer = load_tokenizer(args.tokenizer or args.model)
@@ -117,6 +133,6 @@ def run(args: argparse.Namespace) -> int:
     engine = HFRolloutEngine(model, tokenizer, max_batch_rows=args.batch_rows)
     results, _ = evaluate_benchmarks(engine, tokenizer, benchmarks, options, out_dir=args.out,
                                      model=args.model, problems=problems)
-    print(format_table([(args.model, results)]))
+    print(format_table([(args.model, results)], grader))
     print(f"wrote {args.out}/results.json and {args.out}/records.jsonl")
     return 0

@@ -61,7 +61,8 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     Keys: problems, responses, samples_per_problem, accuracy (lenient, = avg@n), strict_accuracy,
     avg@n, pass@k for k in `pass_ks(n)`, format_rate, mean_response_tokens, truncation_rate,
-    reflection (see `analysis.reflection_summary`).
+    reflection (see `analysis.reflection_summary`); harness_accuracy and harness_timeouts when the
+    records carry the harness's verdicts.
     """
     groups = verdicts_by_problem(records)
     n = min((len(g) for g in groups), default=0)
@@ -82,6 +83,9 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         truncation_rate=mean(float(r["finish_reason"] == "length") for r in records),
         reflection=reflection_summary([r.get("reflection", {}) for r in records]),
     )
+    if records and all("harness_correct" in r for r in records):  # graded under the harness rule too
+        metrics["harness_accuracy"] = mean(float(r["harness_correct"]) for r in records)
+        metrics["harness_timeouts"] = sum(bool(r.get("harness_timed_out")) for r in records)
     return metrics
 
 

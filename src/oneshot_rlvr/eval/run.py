@@ -9,7 +9,8 @@ A record (one line of records.jsonl) holds: benchmark, problem_index, problem_id
 model saw it, template applied), response, extracted (the answer the lenient grader read, or null),
 gold, correct (lenient verdict), strict_correct (the last \\boxed{} must match), boxed (has a
 \\boxed{}), tokens (generated tokens, the stop token included), finish_reason ("eos" or "length") and
-reflection (the non-zero self-reflection word counts).
+reflection (the non-zero self-reflection word counts). With the harness grader (`harness_grading`),
+also harness_correct, harness_answer and harness_timed_out.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class EvalOptions:
     """Sampling seed (chunk i uses seed + i); the same seed and chunking give the same records on CPU."""
     chunk_rows: int | None = None
     """Responses per generation call (default: the engine's max_batch_rows, else 256)."""
+    grader: str = "ours"
+    """ours, harness (the paper's evaluation harness) or both; see `harness_grading`."""
 
 
 def protocol_for(bench: Benchmark, options: EvalOptions) -> Protocol:
@@ -90,11 +93,13 @@ def evaluate_problems(
     benchmark: str = "custom",
     kind: str = "math",
     chunk_rows: int | None = None,
+    grader: str = "ours",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Generate n responses per problem, grade them, and return (metrics, records).
 
     Greedy decoding (temperature 0) gives one distinct response, so n is then 1. `kind` "choice"
-    grades letters (ARC) instead of math answers. Metrics are those of `metrics.summarize`.
+    grades letters (ARC) instead of math answers; `grader` "harness" or "both" adds the harness's
+    verdicts to math records. Metrics are those of `metrics.summarize`.
     """
     if sampling.greedy and n > 1:
         log.warning("%s: greedy decoding gives one response per problem; using n=1, not %d", benchmark, n)
@@ -116,7 +121,8 @@ def evaluate_problems(
             for fut in pending:  # a grading error stops the run now, not after all the generation
                 if fut.done():
                     fut.result()
-            pending.append(pool.submit(_grade_chunk, benchmark, kind, problem_list, prompts, start, n, out))
+            pending.append(pool.submit(_grade_chunk, benchmark, kind, problem_list, prompts, start, n, out,
+                                       grader))
             log.info("%s: generated %d/%d problems", benchmark, min(start + per_chunk, len(problems)),
                      len(problems))
         for fut in pending:
@@ -125,7 +131,7 @@ def evaluate_problems(
 
 
 def _grade_chunk(benchmark: str, kind: str, problems: list[Problem], prompts: list[str], start: int,
-                 n: int, out: Rollouts) -> list[dict[str, Any]]:
+                 n: int, out: Rollouts, grader: str = "ours") -> list[dict[str, Any]]:
     chunk = [problems[start + i // n] for i in range(len(out.texts))]
     responses = out.texts
     if kind == "choice":
@@ -141,6 +147,11 @@ def _grade_chunk(benchmark: str, kind: str, problems: list[Problem], prompts: li
         lenient = verify_batch(golds, responses, require_boxed=False)
         strict = verify_batch(golds, responses, require_boxed=True)
         extracted = [extract_answer(r, mode="lenient") for r in responses]
+    harness: list[dict[str, Any]] = [{} for _ in responses]
+    if kind == "math" and grader != "ours":
+        from oneshot_rlvr.eval.harness_grading import harness_fields
+
+        harness = harness_fields(benchmark, chunk, responses)  # under the harness's own 3 s limit
     tokens = out.response_mask.sum(dim=1).tolist()
     records = []
     for i, text in enumerate(responses):
@@ -151,7 +162,7 @@ def _grade_chunk(benchmark: str, kind: str, problems: list[Problem], prompts: li
             "prompt": prompts[idx], "response": text, "extracted": extracted[i], "gold": problems[idx].answer,
             "correct": bool(lenient[i]), "strict_correct": bool(strict[i]), "boxed": has_boxed(text),
             "tokens": int(tokens[i]), "finish_reason": out.finish_reasons[i],
-            "reflection": {w: c for w, c in counts.items() if c},
+            "reflection": {w: c for w, c in counts.items() if c}, **harness[i],
         })
     return records
 
@@ -192,6 +203,7 @@ def evaluate_benchmarks(
         metrics, records = evaluate_problems(
             engine, bench_problems, template=template, tokenizer=tokenizer, sampling=proto.sampling(),
             n=proto.n, seed=opts.seed, benchmark=bench.name, kind=bench.kind, chunk_rows=opts.chunk_rows,
+            grader=opts.grader,
         )
         if proto.temperature <= 0 and proto.n > 1:
             proto = replace(proto, n=1)
@@ -211,6 +223,8 @@ def evaluate_benchmarks(
         "benchmarks": per_benchmark,
         "average": benchmark_average(per_benchmark, PAPER_BENCHMARKS),
     }
+    if opts.grader != "ours":
+        results["harness_average"] = benchmark_average(per_benchmark, PAPER_BENCHMARKS, key="harness_accuracy")
     if out_dir is not None:
         write_outputs(out_dir, results, all_records)
     return results, all_records
@@ -234,12 +248,14 @@ def write_outputs(
     return out
 
 
-def format_table(rows: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+def format_table(rows: Sequence[tuple[str, Mapping[str, Any]]], grader: str = "ours") -> str:
     """A text table in the paper's layout: one row per (name, results); accuracy in percent.
 
     Columns: MATH500, AIME24, AIME25, AMC23, Minerva, Olympiad, Avg, then any other benchmarks.
+    `grader` picks the verdicts shown: ours, harness, or both as "harness (ours)" under a note.
     """
     from oneshot_rlvr.eval.benchmarks import BENCHMARKS
+    from oneshot_rlvr.eval.harness_grading import accuracy_cell
 
     extra: list[str] = []
     for _, res in rows:
@@ -251,20 +267,14 @@ def format_table(rows: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
             return "Avg"
         return BENCHMARKS[name].column if name in BENCHMARKS else name
 
-    def cell(res: Mapping[str, Any], name: str) -> str:
-        if name == "_avg":
-            avg = res.get("average", {})
-            complete = avg.get("complete") and avg.get("accuracy") is not None
-            return f"{100 * avg['accuracy']:.1f}" if complete else "-"
-        b = res.get("benchmarks", {}).get(name)
-        return f"{100 * b['accuracy']:.1f}" if b else "-"
-
     table = [["", *(label(n) for n in names)]]
-    table += [[title, *(cell(res, n) for n in names)] for title, res in rows]
+    table += [[title, *(accuracy_cell(res, n, grader) for n in names)] for title, res in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells))
 
-    return "\n".join(line(r) for r in table)
+    note = {"harness": ["accuracy (%) under the paper's harness rule"],
+            "both": ["accuracy (%) under the paper's harness rule, ours in brackets"]}.get(grader, [])
+    return "\n".join([*note, *(line(r) for r in table)])
 

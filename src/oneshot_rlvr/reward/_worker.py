@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from oneshot_rlvr.reward.pool import Task
+    from oneshot_rlvr.reward.pool import HarnessTask, Task
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -198,9 +198,22 @@ def equivalent(task: Task) -> bool:
     return judge(task) == "equal"
 
 
-def _safe_judge(task: Task) -> str:
+def harness_equivalent(task: HarnessTask) -> bool:
+    """The evaluation harness's verdict (see `reward.harness`), sympy step included."""
+    from oneshot_rlvr.reward.harness_equal import math_equal, symbolic_equal
+    from oneshot_rlvr.reward.harness_text import adjust_for_choice, extract, response_text
+
+    _, prediction, gold, benchmark = task
+    if benchmark:  # a whole response, too long to read in the parent
+        prediction = adjust_for_choice(extract(prediction, benchmark), gold, response_text(prediction))
+    return math_equal(prediction, gold, symbolic_equal)
+
+
+def _safe_judge(task: Task | HarnessTask) -> str:
     try:
-        return judge(task)
+        if task[0] == "harness" and isinstance(task[2], str):
+            return "equal" if harness_equivalent(task) else "unequal"
+        return judge(task)  # type: ignore[arg-type]
     except (Exception, RecursionError, MemoryError):
         return "error"
 
@@ -228,6 +241,7 @@ def main(argv: list[str]) -> int:
     inbox = Connection(read_fd, writable=False)
     outbox = Connection(write_fd, readable=False)
     _safe_judge(("\\frac{x}{2}", "x/2", False, False))  # import sympy, build the parser: untimed
+    _safe_judge(("harness", "\\frac{x}{2}", "x/2", ""))
     try:
         outbox.send(("ready", os.getpid()))
         serve(inbox, outbox)

@@ -23,12 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing import connection as mp_connection
 from multiprocessing.connection import Connection
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
 # (gold latex, predicted latex, gold is a percentage, prediction is a percentage); see `_worker.judge`.
 # The worker module itself is never imported here: it runs as `python -m` in the worker processes.
 Task = tuple[str, str, bool, bool]
+# ("harness", prediction, gold, benchmark): the evaluation harness's rule (`harness_equal`). With a
+# benchmark name, the prediction is a whole response still to be read; with "", the read answer.
+HarnessTask = tuple[Literal["harness"], str, str, str]
 
 # A task's outcome is the worker's answer ("equal", "unequal", "unparsed" or "error", see `_worker.judge`),
 # or one of these when the worker could not answer:
@@ -123,7 +127,7 @@ def _stop_all(workers: list[_Worker], owner_pid: int) -> None:
 
 
 class WorkerPool:
-    """Runs `_worker.equivalent` on tasks in worker processes, each task under a hard time limit.
+    """Runs `_worker.equivalent` (or the harness rule) on tasks in worker processes, each task under a hard time limit.
 
     Thread-safe: concurrent `map` calls run one after another. Not fork-safe: a forked child must
     build its own pool (the `Grader` does this by itself).
@@ -174,7 +178,9 @@ class WorkerPool:
         """How many workers were killed or found dead and replaced so far (a stuck task, a crash)."""
         return self._replaced
 
-    def map(self, tasks: Sequence[Task], *, timeout: float, deadline: float | None = None) -> list[str]:
+    def map(
+        self, tasks: Sequence[Task | HarnessTask], *, timeout: float, deadline: float | None = None
+    ) -> list[str]:
         """Outcome per task: the worker's answer, or `TIMED_OUT`, `CRASHED` or `UNFINISHED`.
 
         `timeout` limits each task (seconds of wall time in a worker); `deadline` (a
@@ -199,7 +205,7 @@ class _Run:
     """The scheduling loop of one `WorkerPool.map` call."""
 
     def __init__(
-        self, pool: WorkerPool, run_id: int, tasks: Sequence[Task], timeout: float, deadline: float | None
+        self, pool: WorkerPool, run_id: int, tasks: Sequence[Task | HarnessTask], timeout: float, deadline: float | None
     ):
         self.pool = pool
         self.run_id = run_id
