@@ -16,7 +16,7 @@ def test_one_case_shows_what_the_harness_compared(capsys: pytest.CaptureFixture[
     assert out == ["verdict: equivalent (harness rule, math500)", "gold answer: 25", "graded answer: 0.25"]
     # our rule takes x100 only with a percent sign
     assert main(["grade", "--gold", "25", "--response", r"so \boxed{0.25}"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "verdict: not equivalent"
+    assert capsys.readouterr().out.splitlines()[0] == "verdict: not equivalent (unequal)"
 
 
 def test_benchmark_changes_the_gold_parsing(capsys: pytest.CaptureFixture[str]) -> None:
