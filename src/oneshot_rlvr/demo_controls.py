@@ -54,7 +54,7 @@ def _options(base: DemoOptions, control: Control, seed: int, out: Path) -> DemoO
                                entropy_only=control.entropy_only, overrides=overrides, quiet=True)
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.split(",")[0]).strip("-")
 
 
@@ -66,7 +66,7 @@ def run_controls(base: DemoOptions, seeds: int = 2) -> str:
         runs = []
         for k in range(seeds):
             seed = base.seed + k
-            opts = _options(base, control, seed, base.out / f"{_slug(control.name)}-seed{seed}")
+            opts = _options(base, control, seed, base.out / f"{slug(control.name)}-seed{seed}")
             summary = run_demo(opts)
             runs.append(summary)
             print(f"[{i * seeds + k + 1}/{total}] {control.name}, seed {seed}: lenient "
