@@ -73,8 +73,11 @@ class TrainConfig:
 
     # --- objective
     reward: str = "math"
-    """Reward: math (1 if the last \\boxed{} equals the answer, the paper's) or module:function taking
-    (problems, responses) and returning one float per response."""
+    """Reward: math (1 if the last \\boxed{} equals the answer, the paper's); the controls random (Bernoulli
+    random_reward_p), format (1 for a complete \\boxed{}), incorrect (graded against a wrong label), majority
+    (TTRL's majority-vote pseudo-label), neg_entropy (EM-RL), self_certainty (Intuitor); or module:function
+    taking (problems, responses) and returning one float per response. train_accuracy is always against the
+    gold (docs/research-controls.md)."""
     algo: str = "grpo"
     """grpo (the paper); dr_grpo (advantages without std normalisation; Dr. GRPO also sets
     loss_agg=seq-mean-token-sum-norm); rloo (leave-one-out baseline); ppo (critic + GAE)."""
@@ -104,6 +107,29 @@ class TrainConfig:
     """PPO only: discount."""
     lam: float = 1.0
     """PPO only: GAE lambda."""
+    random_reward_p: float = 0.5
+    """reward=random: the probability of a reward of 1, drawn per response from (seed, step, row)."""
+    entropy_reward_level: str = "token"
+    """reward=neg_entropy: token (minus the mean token entropy of the response) or sequence (its mean
+    sampled-token log-prob, minus the sequence entropy per token)."""
+    loss: str = "pg"
+    """pg (the clipped policy gradient) or em (one-shot entropy minimisation: the token entropy of the model's
+    own samples as the whole loss, plus the KL term; no reward, pg_coef and entropy_coef unused)."""
+    ratio_level: str = "token"
+    """Importance ratio and clip per token (PPO/GRPO) or per sequence (GSPO: the mean token log-ratio of each
+    response, clipped for the whole response)."""
+    pos_weight: float = 1.0
+    """W-REINFORCE lambda: positive advantages are multiplied by it (1 = off; 0 keeps only negative samples)."""
+    entropy_token_quantile: float = 0.0
+    """80/20: the policy-gradient loss only on this top fraction of tokens by entropy, per micro-batch
+    (0.2 = the paper's; 0 = off, every token)."""
+    mask_truncated: bool = False
+    """DAPO: responses cut at max_new_tokens add nothing to the loss."""
+    overlong_penalty: float = 0.0
+    """DAPO's soft overlong punishment: the reward falls linearly by up to this much over the last
+    overlong_buffer tokens before max_new_tokens (0 = off)."""
+    overlong_buffer: int = 0
+    """DAPO: the length of that buffer in tokens (DAPO: 4096 of 20480)."""
 
     # --- rollouts
     n: int = 8
@@ -187,6 +213,7 @@ class TrainConfig:
             "algo": ("grpo", "dr_grpo", "rloo", "ppo"), "adv_norm": ("group", "batch", "none"),
             "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"),
             "kl_kind": ("k1", "k2", "k3"), "autocast": AUTOCAST_CHOICES,
+            "loss": ("pg", "em"), "ratio_level": ("token", "sequence"), "entropy_reward_level": ("token", "sequence"),
             "rollout_dtype": ("auto", "bfloat16", "float32"),
             "attn_implementation": ("auto", "sdpa", "eager", "flash_attention_2"),
             "template": ("oneshot-train", "qwen25-math-cot", "plain"),
@@ -213,7 +240,8 @@ class TrainConfig:
             raise RlvrError(
                 f"setting mini_batch_size={self.mini_batch_size} does not split evenly over {world_size} processes"
             )
-        if self.algo != "ppo" and self.n < 2 and self.pg_coef != 0:
+        self._validate_variants()
+        if self.algo != "ppo" and self.n < 2 and self.pg_coef != 0 and self.loss == "pg":
             raise RlvrError(f"setting n={self.n}: group advantages need at least 2 samples per prompt")
         sources = [bool(self.train_file), bool(self.pool), bool(self.problem)]
         if sum(sources) != 1:
@@ -226,6 +254,20 @@ class TrainConfig:
             raise RlvrError("setting problem needs a non-empty answer=...")
 
 
+    def _validate_variants(self) -> None:
+        if not 0 <= self.random_reward_p <= 1:
+            raise RlvrError(f"setting random_reward_p={self.random_reward_p} must be in [0, 1]")
+        if not 0 <= self.entropy_token_quantile < 1:
+            raise RlvrError(f"setting entropy_token_quantile={self.entropy_token_quantile} must be in [0, 1)")
+        if self.pos_weight < 0:
+            raise RlvrError(f"setting pos_weight={self.pos_weight} must be 0 or more")
+        if self.overlong_penalty < 0:
+            raise RlvrError(f"setting overlong_penalty={self.overlong_penalty} must be 0 or more")
+        if self.overlong_penalty > 0 and not 0 < self.overlong_buffer <= self.max_new_tokens:
+            raise RlvrError(f"setting overlong_buffer={self.overlong_buffer} must be in [1, max_new_tokens="
+                            f"{self.max_new_tokens}] when overlong_penalty is set")
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Every value from the paper's headline run (PAPER.md); data comes from train_file / pool+index.
     "pi1-qwen2.5-math-1.5b": dict(
@@ -235,6 +277,28 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_new_tokens=3072, max_prompt_tokens=1024, lr=1e-6, weight_decay=0.01, beta1=0.9, beta2=0.999,
         grad_clip=1.0, batch_size=128, mini_batch_size=128, ppo_epochs=1, steps=2000, save_every=20,
         val_every=20, template="oneshot-train", val_template="qwen25-math-cot",
+    ),
+    # One-shot entropy minimisation (arXiv 2505.20282) on pi1: no reward, the token entropy of the model's own
+    # samples is the loss. From the paper's released train.py: lr 2e-5, temperature 0.5, top_p 0.95, 2048 new
+    # tokens, 64 samples per optimizer step (here 8 copies of the example x 8 samples), 50 steps (README), grad
+    # clip 1.0, bf16, no KL. (Its repetition_penalty 1.15 has no counterpart here.)
+    "one-shot-em-qwen2.5-math-7b": dict(
+        model="Qwen/Qwen2.5-Math-7B", dtype="float32", autocast="bf16", gradient_checkpointing=True,
+        loss="em", entropy_coef=0.0, kl_coef=0.0, n=8, batch_size=8, mini_batch_size=8, temperature=0.5,
+        top_p=0.95, max_new_tokens=2048, max_prompt_tokens=1024, lr=2e-5, weight_decay=0.0, grad_clip=1.0,
+        steps=50, save_every=10, val_every=10, template="oneshot-train", val_template="qwen25-math-cot",
+    ),
+    # Spurious Rewards (arXiv 2506.10947), the random-reward run, applied to one example: its
+    # code/scripts/rlvr_deepscaler_grpo_qwen_random.sh gives lr 5e-7 (constant, no warm-up), KL 0, temperature
+    # 1.0, 64 prompts x 16 samples per rollout batch, 128 samples per update (8 prompts: 8 updates per rollout
+    # batch, so the clip can act), 3072 new tokens, 1024 prompt tokens, GRPO group normalisation, no entropy
+    # bonus. steps=200 is ours (the script counts data passes, not steps): set it to the run you want.
+    "spurious-random-qwen2.5-math-7b": dict(
+        model="Qwen/Qwen2.5-Math-7B", dtype="float32", autocast="bf16", gradient_checkpointing=True,
+        reward="random", random_reward_p=0.5, algo="grpo", adv_norm="group", entropy_coef=0.0, kl_coef=0.0,
+        n=16, batch_size=64, mini_batch_size=8, ppo_epochs=1, temperature=1.0, max_new_tokens=3072,
+        max_prompt_tokens=1024, lr=5e-7, warmup_steps=0, steps=200, save_every=20, val_every=20,
+        template="oneshot-train", val_template="qwen25-math-cot",
     ),
     # The bundled tiny world on a CPU (what `rlvr demo` trains with): minutes, not hours. bf16 autocast over
     # float32 weights (as the paper) halves the update's time on a CPU with native bf16 (auto: float32 on one

@@ -35,6 +35,8 @@ class DemoOptions:
     seed: int = 0
     example: str = DEFAULT_EXAMPLE
     entropy_only: bool = False
+    reward: str = "math"
+    loss: str = "pg"
     steps: int | None = None
     test_problems: int = 250
     val_problems: int = 100
@@ -106,6 +108,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         settings.append(f"steps={opts.steps}")
     if opts.entropy_only:
         settings += ["pg_coef=0", "entropy_coef=0.01"]
+    # (the defaults add nothing, so the default demo's config is what it always was)
+    settings += [f"reward={opts.reward}"] if opts.reward != "math" else []
+    settings += [f"loss={opts.loss}"] if opts.loss != "pg" else []
     cfg = resolve_config("tiny-cpu", None, [*settings, *opts.overrides])
     bench = [user_benchmark(f"world_test={data / 'test.jsonl'}")]
     eval_opts = EvalOptions(n=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=opts.seed)
@@ -155,7 +160,7 @@ def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, s
         "example": {"id": examples[0].id, "family": examples[0].family, "question": examples[0].question,
                     "answer": examples[0].answer},
         "examples": [e.id for e in examples],
-        "steps": steps, "seed": opts.seed, "entropy_only": opts.entropy_only,
+        "steps": steps, "seed": opts.seed, "entropy_only": opts.entropy_only, "reward": opts.reward, "loss": opts.loss,
         "test_problems": len(base_records), "wall_seconds": round(seconds, 1),
     }
 

@@ -117,6 +117,45 @@ def token_logprobs(
 
 def _scores(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor, temperature: float,
             chunk: int | None, share_prefix: bool, with_entropy: bool) -> tuple[Tensor, Tensor | None]:
+    hidden, rows, cols, h, targets = _response_hidden(model, input_ids, attention_mask, response_mask, temperature,
+                                                      chunk, share_prefix)
+    logps, entropies = head_logprobs(_causal_lm(model).get_output_embeddings(), h, targets, temperature, chunk,
+                                     with_entropy)
+    return (_place(logps, hidden, rows, cols, input_ids.shape),
+            _place(entropies, hidden, rows, cols, input_ids.shape) if with_entropy else None)
+
+
+@torch.no_grad()
+def token_statistics(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor, *,
+                     temperature: float = 1.0, chunk: int | None = None,
+                     share_prefix: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """`token_logprobs` without gradients, plus each position's self-certainty: (logp, entropy, certainty),
+    each (B, T) and 0 off the response. Self-certainty is KL(uniform || p) of the predictive distribution
+    (`oneshot_rlvr.algo.losses.self_certainty_from_logits`), logits divided by temperature like the rest."""
+    from oneshot_rlvr.algo.losses import entropy_from_logits, self_certainty_from_logits
+
+    hidden, rows, cols, h, targets = _response_hidden(model, input_ids, attention_mask, response_mask, temperature,
+                                                      chunk, share_prefix)
+    head = _causal_lm(model).get_output_embeddings()
+    size = chunk if chunk is not None else max(1, LOGITS_BUDGET // int(head.weight.shape[0]))
+    parts: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
+    for start in range(0, h.shape[0], size):
+        logits = head(h[start : start + size])
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[start : start + size, None]).squeeze(-1)
+        for out, value in zip(parts, (logp, entropy_from_logits(logits), self_certainty_from_logits(logits)),
+                              strict=True):
+            out.append(value)
+    shape = input_ids.shape
+    logp_all, entropy, certainty = (_place(p, hidden, rows, cols, shape) for p in parts)
+    return logp_all, entropy, certainty
+
+
+def _response_hidden(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor,
+                     temperature: float, chunk: int | None,
+                     share_prefix: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The decoder body's pass: (all hidden states, rows and columns of the response tokens, the hidden states
+    that predict them, their ids)."""
     if temperature <= 0:
         raise RlvrError(f"temperature: expected > 0, got {temperature}")
     if chunk is not None and chunk < 1:
@@ -125,7 +164,7 @@ def _scores(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, respons
     lm = _causal_lm(model)
     if getattr(getattr(lm, "config", None), "final_logit_softcapping", None):
         raise RlvrError("token_logprobs: models with final_logit_softcapping are not supported")
-    body, head = lm.get_decoder(), lm.get_output_embeddings()
+    body = lm.get_decoder()
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     prefix = _shared_prefix_length(body, input_ids, attention_mask, response) if share_prefix else 0
     if prefix:
@@ -133,23 +172,18 @@ def _scores(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, respons
     else:
         out = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-
     # Hidden state t-1 predicts token t: keep only the predictions of response tokens.
     targets_at = response[:, 1:]
     rows, cols = targets_at.nonzero(as_tuple=True)
-    logps, entropies = head_logprobs(head, hidden[:, :-1][rows, cols], input_ids[:, 1:][rows, cols], temperature,
-                                     chunk, with_entropy)
+    return hidden, rows, cols + 1, hidden[:, :-1][rows, cols], input_ids[:, 1:][rows, cols]
 
+
+def _place(parts: list[Tensor], hidden: Tensor, rows: Tensor, cols: Tensor, shape: torch.Size) -> Tensor:
+    """Per-position values back into a (B, T) tensor aligned with input_ids, 0 elsewhere."""
     dtype = torch.promote_types(hidden.dtype, torch.float32)
-    batch, width = input_ids.shape
-    cols = cols + 1
-
-    def place(parts: list[Tensor]) -> Tensor:
-        # No response token at all: an empty result still hangs on the graph, so backward() works.
-        values = torch.cat(parts) if parts else (hidden.sum() * 0).to(dtype).expand(0)
-        return hidden.new_zeros(batch, width, dtype=dtype).index_put((rows, cols), values.to(dtype))
-
-    return place(logps), (place(entropies) if with_entropy else None)
+    # No response token at all: an empty result still hangs on the graph, so backward() works.
+    values = torch.cat(parts) if parts else (hidden.sum() * 0).to(dtype).expand(0)
+    return hidden.new_zeros(shape[0], shape[1], dtype=dtype).index_put((rows, cols), values.to(dtype))
 
 
 def head_logprobs(head: nn.Module, h: Tensor, targets: Tensor, temperature: float = 1.0, chunk: int | None = None,

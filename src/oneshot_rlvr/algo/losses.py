@@ -28,13 +28,17 @@ pass the counts over all ranks and multiply each loss by W (or pass the counts d
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
+from oneshot_rlvr.algo.variants import sequence_log_ratio
 from oneshot_rlvr.errors import RlvrError
 
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 KL_KINDS = ("k1", "k2", "k3")
+RATIO_LEVELS = ("token", "sequence")
 # exp() of a log-ratio beyond this overflows float32; verl clamps at the same place.
 _MAX_LOG_RATIO = 20.0
 
@@ -112,6 +116,7 @@ def policy_loss(
     num_tokens: float | None = None,
     num_seqs: float | None = None,
     max_len: float | None = None,
+    ratio_level: str = "token",
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO clipped surrogate loss with separate low / high clip (clip-higher).
 
@@ -125,7 +130,8 @@ def policy_loss(
         mask: (B, T) valid response tokens.
 
     The log-ratio is clamped to [-20, 20] before exp (as verl does) so extreme ratios give finite
-    losses and gradients.
+    losses and gradients. ``ratio_level="sequence"`` replaces each token's log-ratio by its sequence's
+    mean (GSPO; `oneshot_rlvr.algo.variants.sequence_log_ratio`), so the clip acts per sequence.
 
     Returns:
         (loss, metrics). ``loss`` is a 0-dim tensor. ``metrics`` holds detached 0-dim tensors, each a
@@ -145,9 +151,14 @@ def policy_loss(
         raise RlvrError(f"adv: expected shape {tuple(logp.shape)} or ({logp.shape[0]},), got {tuple(adv.shape)}")
     if not (0 <= clip_low < 1 and clip_high >= 0):
         raise RlvrError(f"clip_low must be in [0, 1) and clip_high >= 0, got {clip_low}, {clip_high}")
+    if ratio_level not in RATIO_LEVELS:
+        raise RlvrError(f"ratio_level: expected one of {RATIO_LEVELS}, got {ratio_level!r}")
     valid = mask.bool()
     # Zero the masked positions before exp so garbage there cannot become inf * 0 = NaN in backward.
     log_ratio = torch.where(valid, logp - old_logp, torch.zeros_like(logp))
+    if ratio_level == "sequence":
+        log_ratio = sequence_log_ratio(torch.where(valid, logp, torch.zeros_like(logp)),
+                                       torch.where(valid, old_logp, torch.zeros_like(old_logp)), valid)
     log_ratio = log_ratio.clamp(-_MAX_LOG_RATIO, _MAX_LOG_RATIO)
     adv = torch.where(valid, adv, torch.zeros_like(adv))
     ratio = torch.exp(log_ratio)
@@ -217,6 +228,15 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     """
     z = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
     return torch.logsumexp(z, dim=-1) - (torch.softmax(z, dim=-1) * z).sum(dim=-1)
+
+
+def self_certainty_from_logits(logits: Tensor) -> Tensor:
+    """Self-certainty (Intuitor, arXiv 2505.19590) of softmax(logits): KL(uniform || p) over the last
+    dimension, (..., V) -> (...): -log V - mean over the vocabulary of log p. 0 for a uniform p, larger the
+    more peaked. Computed in float32 at least; logits must be finite."""
+    z = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    logp = torch.log_softmax(z, dim=-1)
+    return -math.log(z.shape[-1]) - logp.mean(dim=-1)
 
 
 def total_loss(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+CONTROL_REWARDS = ("math", "random", "format", "incorrect", "majority", "neg_entropy", "self_certainty")
 HELP = "1-shot RLVR on the bundled tiny math world: train on one example, evaluate before/after"
 
 
@@ -17,6 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(k-shot), or all")
     parser.add_argument("--steps", type=int, default=None, help="RL steps (default 80, the tiny-cpu preset)")
     parser.add_argument("--entropy-only", action="store_true", help="the paper's ablation: no reward term")
+    parser.add_argument("--reward", default="math", choices=CONTROL_REWARDS,
+                        help="the training reward: math (default) or a control (docs/research-controls.md)")
+    parser.add_argument("--loss", default="pg", choices=("pg", "em"),
+                        help="pg (default) or em: one-shot entropy minimisation, no reward")
+    parser.add_argument("--controls", action="store_true",
+                        help="run the controls table (true reward, format, random, incorrect, majority, entropy "
+                        "minimisation, entropy only) x --seeds seeds into --out; prints the table")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per row of --controls (default 2)")
     parser.add_argument("--test-problems", type=int, default=250, help="size of the held-out test split")
     parser.add_argument("--eval-every", type=int, default=10, help="evaluate a checkpoint every K steps (default 10)")
     parser.add_argument("--quiet", action="store_true", help="plain log lines instead of a progress bar")
@@ -26,8 +35,14 @@ def run(args: argparse.Namespace) -> int:
     from oneshot_rlvr.demo import DEFAULT_EXAMPLE, DemoOptions, format_summary, run_demo
 
     opts = DemoOptions(out=Path(args.out), seed=args.seed, example=args.example or DEFAULT_EXAMPLE,
-                       entropy_only=args.entropy_only, steps=args.steps, test_problems=args.test_problems,
-                       eval_every=args.eval_every, overrides=list(args.settings), quiet=args.quiet)
+                       entropy_only=args.entropy_only, reward=args.reward, loss=args.loss, steps=args.steps,
+                       test_problems=args.test_problems, eval_every=args.eval_every, overrides=list(args.settings),
+                       quiet=args.quiet)
+    if args.controls:
+        from oneshot_rlvr.demo_controls import run_controls
+
+        print(run_controls(opts, seeds=args.seeds))
+        return 0
     summary = run_demo(opts)
     print(format_summary(summary))
     print(f"\nsummary: {opts.out / 'summary.json'}   report: {opts.out / 'run' / 'report' / 'index.html'}")

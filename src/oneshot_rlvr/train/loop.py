@@ -12,18 +12,34 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from oneshot_rlvr.algo import gae_advantages, grpo_advantages, masked_whiten, rloo_advantages
+from oneshot_rlvr.algo import (
+    frac_zero_std,
+    gae_advantages,
+    grpo_advantages,
+    masked_whiten,
+    overlong_penalty,
+    rloo_advantages,
+    truncation_mask,
+    weight_positive,
+)
 from oneshot_rlvr.config import TrainConfig, save_config
 from oneshot_rlvr.data import Problem, render_prompt
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
 from oneshot_rlvr.models.precision import describe, resolve_autocast
+from oneshot_rlvr.reward.functions import (
+    Reward,
+    RewardFn,
+    RewardInputs,
+    TokenStats,
+    gold_correct,
+    resolve_reward,
+)
 from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
 from oneshot_rlvr.rollout.hf import HFRolloutEngine, concat_rollouts
 from oneshot_rlvr.train import dist
@@ -38,36 +54,18 @@ from oneshot_rlvr.train.state import (
     save_checkpoint,
     set_rng_state,
 )
-from oneshot_rlvr.train.update import Batch, CriticState, TrainingDiverged, autocast, score_tokens, update_policy
+from oneshot_rlvr.train.update import (
+    Batch,
+    CriticState,
+    TrainingDiverged,
+    autocast,
+    score_token_stats,
+    score_tokens,
+    update_policy,
+)
 from oneshot_rlvr.train.validate import Validator
 
 log = logging.getLogger("oneshot_rlvr.train")
-
-RewardFn = Callable[[list[Problem], list[str]], list[float]]
-
-
-def math_rewards(problems: list[Problem], texts: list[str]) -> list[float]:
-    """The paper's reward: 1 when the last \\boxed{} equals the gold answer, else 0."""
-    from oneshot_rlvr.reward import verify_batch
-
-    return [1.0 if ok else 0.0 for ok in verify_batch([p.answer for p in problems], texts, require_boxed=True)]
-
-
-def reward_function(spec: str) -> RewardFn:
-    """The reward named by the `reward` setting: math, or an importable module:function."""
-    if spec == "math":
-        return math_rewards
-    module_name, sep, attr = spec.partition(":")
-    if not sep:
-        raise RlvrError(f"setting reward={spec!r}: use math or module:function")
-    import importlib
-
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise RlvrError(f"setting reward={spec!r}: cannot import it ({err})") from None
-    return fn
-
 
 def pick_device(name: str) -> torch.device:
     if name == "auto" and not torch.cuda.is_available():
@@ -80,10 +78,12 @@ def pick_device(name: str) -> torch.device:
 def advantages(rewards: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """(B, G) rewards -> (B, G) advantages for the configured algorithm."""
     if cfg.algo == "dr_grpo":
-        return grpo_advantages(rewards, norm="none")
-    if cfg.algo == "rloo":
-        return rloo_advantages(rewards)
-    return grpo_advantages(rewards, norm=cfg.adv_norm)
+        adv = grpo_advantages(rewards, norm="none")
+    elif cfg.algo == "rloo":
+        adv = rloo_advantages(rewards)
+    else:
+        adv = grpo_advantages(rewards, norm=cfg.adv_norm)
+    return weight_positive(adv, cfg.pos_weight) if cfg.pos_weight != 1 else adv
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, engine: RolloutEngine | None = None,
@@ -98,8 +98,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, engine
         torch.cuda.set_device(device)
     info = dist.init(device)
     try:
-        return _train(cfg, Path(out_dir), resume, engine, reward_fn or reward_function(cfg.reward), quiet, device, info,
-                      save_final)
+        reward = resolve_reward(cfg.reward, random_p=cfg.random_reward_p, entropy_level=cfg.entropy_reward_level,
+                                fn=reward_fn)
+        return _train(cfg, Path(out_dir), resume, engine, reward, quiet, device, info, save_final)
     finally:
         dist.shutdown(info)
 
@@ -116,7 +117,7 @@ def _generate(engine: RolloutEngine, prompts: list[str], cfg: TrainConfig, step:
     return concat_rollouts(parts)
 
 
-def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | None, reward_fn: RewardFn,
+def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | None, reward: Reward,
            quiet: bool, device: torch.device, info: dist.DistInfo, save_final: bool) -> Path:
     cfg.validate(info.world)
     # auto becomes bf16 or none here, so config.yaml (written below) records what ran and a resume keeps it.
@@ -218,27 +219,37 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
                 if "inf" in str(err) or "nan" in str(err):
                     raise TrainingDiverged(f"step {step}: sampling failed on non-finite probabilities ({err})") from err
                 raise
+        batch = Batch(roll.input_ids, roll.attention_mask, roll.full_response_mask, torch.zeros(len(roll)))
+        stats = None
+        if reward.needs_token_stats:  # the old-policy scoring pass, made here once for the reward and the loss
+            with timer("logprobs_reward"):
+                stats = TokenStats(*score_token_stats(model, batch, cfg, device), batch.response_mask)
         with timer("score"):
-            scores = reward_fn([p for p in my_problems for _ in range(cfg.n)], roll.texts)
-            if len(scores) != len(roll.texts) or not all(math.isfinite(float(s)) for s in scores):
-                raise RlvrError(f"step {step}: the reward function must return one finite number per response")
-            local_rewards = torch.tensor(scores, dtype=torch.float32).view(len(mine), cfg.n)
+            local_rewards, correct, reward_metrics = _score(reward, my_problems, roll, stats, cfg, step,
+                                                            info.rank * per_rank * cfg.n)
             rewards = dist.all_gather_cat(local_rewards.to(device), info).cpu()
-        adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
-        batch = Batch(roll.input_ids, roll.attention_mask, roll.full_response_mask, adv)
+            accuracy = rewards if correct is None else dist.all_gather_cat(correct.to(device), info).cpu()
+            accuracy = accuracy > 0.5
+        batch.adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
+        if cfg.mask_truncated:
+            truncated = torch.tensor([r == "length" for r in roll.finish_reasons])
+            batch.response_mask = truncation_mask(batch.response_mask, truncated)
         with timer("logprobs"):
             if critic is not None:
                 _add_values_and_gae(critic.model, batch, local_rewards.reshape(-1), cfg, device)
             if ref is not None or (cfg.kl_coef > 0 and cfg.lora_r):
                 batch.ref_logp = _reference_logp(model, ref, batch, cfg, device)
             if not single_update:
-                batch.old_logp = score_tokens(model, batch, cfg, device)
+                batch.old_logp = stats.logp if stats is not None else score_tokens(model, batch, cfg, device)
         with timer("update"):
-            stats = update_policy(model, optimizer, scheduler, batch, cfg, info, device, step, critic)
-        for (r, epoch), acc in zip(rows, rewards.mean(dim=1).tolist(), strict=True):
+            update_stats = update_policy(model, optimizer, scheduler, batch, cfg, info, device, step, critic)
+        for (r, epoch), acc in zip(rows, accuracy.float().mean(dim=1).tolist(), strict=True):
             history.add(problems[r].id, epoch, acc * cfg.n, cfg.n)
         history.close_epochs_before(sampler.position.epoch)
-        row = _metrics_row(step, rewards, roll, stats, timer, device, info, optimizer, sampler.position.epoch)
+        row = _metrics_row(step, rewards, roll, update_stats, timer, device, info, optimizer, sampler.position.epoch)
+        row["train_accuracy"] = float(accuracy.float().mean())
+        row["frac_zero_std"] = frac_zero_std(rewards)
+        row.update({k: dist.all_sum(v, info, device) / info.world for k, v in reward_metrics.items()})
         if validator is not None and (step % cfg.val_every == 0 or step == cfg.steps) and info.main:
             row.update(validator.run(model, step))
         if (step % max(cfg.save_every, 1) == 0 and cfg.save_every > 0) or step == cfg.steps:
@@ -254,6 +265,25 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         engine.close()  # its sampling processes, if any (after an error they end with the engine or this process)
     log.info("run finished at step %d; checkpoint %s", cfg.steps, out / "checkpoints" / f"step_{saved_step}")
     return out
+
+
+def _score(reward: Reward, problems: list[Problem], roll: Rollouts, stats: TokenStats | None, cfg: TrainConfig,
+           step: int, first_row: int) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, float]]:
+    """This process's (B, n) rewards (with DAPO's overlong penalty when set), (B, n) correctness against the gold
+    (None: the math reward's own verdicts, rewards > 0.5), and the reward's metrics."""
+    per_response = [p for p in problems for _ in range(cfg.n)]
+    result = reward.score(RewardInputs(per_response, roll.texts, cfg.n, cfg.seed, step, first_row, stats))
+    scores = result.rewards
+    if len(scores) != len(roll.texts) or not all(math.isfinite(float(s)) for s in scores):
+        raise RlvrError(f"step {step}: the reward function must return one finite number per response")
+    rewards = torch.tensor(scores, dtype=torch.float32).view(len(problems), cfg.n)
+    if cfg.overlong_penalty > 0:
+        rewards = rewards + overlong_penalty(roll.response_lengths, cfg.max_new_tokens, cfg.overlong_buffer,
+                                             cfg.overlong_penalty).view_as(rewards)
+    if reward.name == "math" and cfg.overlong_penalty == 0:
+        return rewards, None, result.metrics
+    correct = result.correct if result.correct is not None else gold_correct(per_response, roll.texts)
+    return rewards, torch.tensor(correct, dtype=torch.float32).view(len(problems), cfg.n), result.metrics
 
 
 def _adamw(params: list[torch.nn.Parameter], lr: float, cfg: TrainConfig, device: torch.device) -> Any:

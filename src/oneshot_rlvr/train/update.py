@@ -22,9 +22,11 @@ from oneshot_rlvr.algo import (
     policy_loss,
     response_logprobs,
     token_logprobs,
+    token_statistics,
     total_loss,
     value_loss,
 )
+from oneshot_rlvr.algo.variants import em_loss, high_entropy_mask
 from oneshot_rlvr.config import TrainConfig
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.models.precision import resolve_autocast
@@ -115,6 +117,22 @@ def score_tokens(model: Any, batch: Batch, cfg: TrainConfig, device: torch.devic
     return out
 
 
+@torch.no_grad()
+def score_token_stats(model: Any, batch: Batch, cfg: TrainConfig,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`score_tokens` with each position's entropy and self-certainty as well: (logp, entropy, certainty), (N, L)
+    each; the one scoring pass that rewards reading the policy's statistics use."""
+    shape = batch.input_ids.shape
+    out = (torch.zeros(shape), torch.zeros(shape), torch.zeros(shape))
+    for idx, cols, mb in micro_batches(batch, list(range(shape[0])), cfg):
+        with autocast(cfg, device):
+            values = token_statistics(model, mb["input_ids"].to(device), mb["attention_mask"].to(device),
+                                      mb["response_mask"].to(device), temperature=cfg.temperature)
+        for dst, value in zip(out, values, strict=True):
+            dst[idx, cols] = value.float().cpu()
+    return out
+
+
 @dataclass
 class CriticState:
     """PPO's value model and its optimizer."""
@@ -159,13 +177,21 @@ def update_policy(
                 mask = mb["response_mask"]
                 # One update per rollout batch: the sampling policy is the current one.
                 old = mb["old_logp"] if "old_logp" in mb else logp.detach()
-                pg, pg_metrics = policy_loss(logp, old, mb["adv"], mask, clip_low=cfg.clip_low,
-                                             clip_high=cfg.clip_high, agg=cfg.loss_agg, **norm)
+                # (80/20: the policy gradient on the high-entropy tokens only; the normalisers stay the whole
+                # mini-batch's, as in the paper)
+                pg_mask = (high_entropy_mask(entropy, mask, cfg.entropy_token_quantile)
+                           if cfg.entropy_token_quantile > 0 else mask)
+                pg, pg_metrics = policy_loss(logp, old, mb["adv"], pg_mask, clip_low=cfg.clip_low,
+                                             clip_high=cfg.clip_high, agg=cfg.loss_agg, ratio_level=cfg.ratio_level,
+                                             **norm)
                 ent = aggregate(entropy, mask, cfg.loss_agg, **norm)
                 kl = (aggregate(kl_penalty(logp, mb["ref_logp"], cfg.kl_kind), mask, cfg.loss_agg, **norm)
                       if "ref_logp" in mb else torch.zeros((), device=device))
-                loss = total_loss(pg, ent, kl, pg_coef=cfg.pg_coef, entropy_coef=cfg.entropy_coef,
-                                  kl_coef=cfg.kl_coef)
+                if cfg.loss == "em":
+                    loss = em_loss(ent, kl, kl_coef=cfg.kl_coef)
+                else:
+                    loss = total_loss(pg, ent, kl, pg_coef=cfg.pg_coef, entropy_coef=cfg.entropy_coef,
+                                      kl_coef=cfg.kl_coef)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(f"step {step}: the loss is {loss.item()}; stopping")
                 if critic is not None:
