@@ -128,6 +128,12 @@ class TrainConfig:
     rollout_cuda_graphs: bool = True
     """On CUDA, replay each decode step from a CUDA graph (Qwen2 / Llama / Mistral; `oneshot_rlvr.rollout.graphs`).
     False launches the same steps one kernel at a time (slower; for debugging)."""
+    stop: str = "chat"
+    """What ends a rollout (and a validation response), comma-separated: eos (the tokenizer's EOS and the model's
+    generation_config EOS ids: what the official run's vLLM rollouts stopped at), chat (eos plus the end-of-turn
+    markers <|im_end|>, <|endoftext|>, <|eot_id|> the tokenizer has), harness (eos plus </s>, <|im_end|>,
+    <|endoftext|>: where rlvr eval stops, as the Qwen2.5-Math harness), a token (<|im_end|>) or a token id.
+    config.yaml records the resolved set as tokens or ids. See docs/official-protocol.md."""
 
     # --- optimisation
     lr: float = 1e-6
@@ -224,6 +230,9 @@ class TrainConfig:
             raise RlvrError("setting pool needs index=ID[,ID...] naming the example(s) to train on")
         if self.problem and not self.answer.strip():
             raise RlvrError("setting problem needs a non-empty answer=...")
+        from oneshot_rlvr.models.stops import check_stop
+
+        check_stop(self.stop)  # (the tokens themselves are checked against the tokenizer when it loads)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -235,6 +244,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_new_tokens=3072, max_prompt_tokens=1024, lr=1e-6, weight_decay=0.01, beta1=0.9, beta2=0.999,
         grad_clip=1.0, batch_size=128, mini_batch_size=128, ppo_epochs=1, steps=2000, save_every=20,
         val_every=20, template="oneshot-train", val_template="qwen25-math-cot",
+        stop="eos",  # verl's vLLM rollout: <|endoftext|> only, not the chat turn's <|im_end|>
     ),
     # The bundled tiny world on a CPU (what `rlvr demo` trains with): minutes, not hours. bf16 autocast over
     # float32 weights (as the paper) halves the update's time on a CPU with native bf16 (auto: float32 on one
