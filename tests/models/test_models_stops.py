@@ -77,14 +77,14 @@ def test_a_token_is_named_as_the_vocabulary_spells_it(tok: Any) -> None:
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("", "setting stop='': give comma-separated items"),
-    ("eos,,chat", "setting stop='eos,,chat': give comma-separated items"),
+    ("", "stop '': give comma-separated items"),
+    ("eos,,chat", "stop 'eos,,chat': give comma-separated items"),
     ("<|nope|>", "'<|nope|>' is not a token of this tokenizer's vocabulary"),
     ("12 + 30", "'12 + 30' is not a token"),
     ("99999", "token id 99999 is outside this tokenizer's"),
 ])
 def test_a_bad_spec_is_one_line_naming_the_setting_and_the_item(tok: Any, spec: str, message: str) -> None:
-    with pytest.raises(RlvrError, match=r"^setting stop=") as err:
+    with pytest.raises(RlvrError, match=r"^stop '") as err:
         resolve_stop(spec, tok)
     assert message in str(err.value) and "\n" not in str(err.value)
 
@@ -99,7 +99,7 @@ def test_no_eos_anywhere_is_an_error_rather_than_a_rollout_that_never_stops(tok:
 
 def test_an_empty_spec_fails_the_settings_check_before_any_model_loads() -> None:
     cfg = TrainConfig(problem="What is 2+3?", answer="5", stop=" ")
-    with pytest.raises(RlvrError, match="setting stop=' '"):
+    with pytest.raises(RlvrError, match="stop ' '"):
         cfg.validate()
 
 

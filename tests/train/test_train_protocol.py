@@ -138,7 +138,7 @@ def test_config_yaml_records_the_resolved_stop_set_and_the_rollouts_use_it(
 
 def test_a_stop_token_the_tokenizer_lacks_stops_the_run_before_its_first_step(tiny_model_dir: Path,
                                                                               tmp_path: Path) -> None:
-    with pytest.raises(RlvrError, match=r"setting stop='<\|eot_id\|>': '<\|eot_id\|>' is not a token"):
+    with pytest.raises(RlvrError, match=r"stop '<\|eot_id\|>': '<\|eot_id\|>' is not a token"):
         train(config(tiny_model_dir, "steps=1", "stop=<|eot_id|>"), tmp_path / "run", reward_fn=has_letter_e,
               quiet=True)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -54,7 +54,7 @@ def _vocab_id(tokenizer: Any, token: str) -> int | None:
 def _items(spec: str) -> list[str]:
     items = [s.strip() for s in spec.split(",")]
     if not spec.strip() or any(not s for s in items):
-        raise RlvrError(f"setting stop={spec!r}: give comma-separated items, each {', '.join(STOP_SETS)}, "
+        raise RlvrError(f"stop {spec!r}: give comma-separated items, each {', '.join(STOP_SETS)}, "
                         "a token or a token id")
     return items
 
@@ -79,7 +79,7 @@ def resolve_stop(spec: str | Sequence[int], tokenizer: Any, model: Any = None) -
         else:
             tid = _vocab_id(tokenizer, item)
             if tid is None:
-                raise RlvrError(f"setting stop={spec!r}: {item!r} is not a token of this tokenizer's vocabulary "
+                raise RlvrError(f"stop {spec!r}: {item!r} is not a token of this tokenizer's vocabulary "
                                 f"(give its id, or one of {', '.join(STOP_SETS)})")
             ids.add(tid)
     return _nonempty(ids, spec)
@@ -87,13 +87,13 @@ def resolve_stop(spec: str | Sequence[int], tokenizer: Any, model: Any = None) -
 
 def _in_range(tid: int, spec: str, tokenizer: Any) -> int:
     if not 0 <= tid < len(tokenizer):
-        raise RlvrError(f"setting stop={spec!r}: token id {tid} is outside this tokenizer's {len(tokenizer)} ids")
+        raise RlvrError(f"stop {spec!r}: token id {tid} is outside this tokenizer's {len(tokenizer)} ids")
     return tid
 
 
 def _nonempty(ids: Sequence[int] | set[int], spec: str) -> list[int]:
     if not ids:
-        raise RlvrError(f"setting stop={spec!r}: this tokenizer and model name no EOS token; "
+        raise RlvrError(f"stop {spec!r}: this tokenizer and model name no EOS token; "
                         "add a token or a token id that ends a response")
     return sorted(set(ids))
 
