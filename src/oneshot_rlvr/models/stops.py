@@ -9,8 +9,14 @@ A stop spec is a comma-separated list of items, each one of
   its vocabulary spelling, e.g. `Ċ` for a newline in a byte-level vocabulary, or by its id);
 - a token id (`151645`): digits are always read as an id.
 
-`eos` is what stopped the official 1-shot RLVR run (docs/official-protocol.md): verl's vLLM rollout passes no
-stop tokens of its own, so vLLM stops at the tokenizer's EOS and adds generation_config's EOS ids.
+`eos` is what stopped the official 1-shot RLVR run (docs/official-protocol.md; One-Shot-RLVR at 21ed529): verl's
+vLLM rollout builds its SamplingParams from n, logprobs, max_tokens and the rollout config's keys alone
+(verl/workers/rollout/vllm_rollout/vllm_rollout.py lines 111-127, the same in vllm_rollout_spmd.py), and neither
+verl/trainer/config/ppo_trainer.yaml (rollout: `ignore_eos: False`, line 74) nor
+scripts/train/training_1.5b_pi1_r128.sh adds a stop. vLLM then stops at the tokenizer's EOS and adds
+generation_config's EOS ids (the fields the fork's engine loads in
+verl/third_party/vllm/vllm_v_0_6_3/llm_engine_sp.py line 205). For Qwen2.5-Math-1.5B, a base model, that is
+<|endoftext|> alone, not the chat turn's <|im_end|>.
 """
 
 from __future__ import annotations
