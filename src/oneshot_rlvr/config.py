@@ -154,6 +154,12 @@ class TrainConfig:
     rollout_cuda_graphs: bool = True
     """On CUDA, replay each decode step from a CUDA graph (Qwen2 / Llama / Mistral; `oneshot_rlvr.rollout.graphs`).
     False launches the same steps one kernel at a time (slower; for debugging)."""
+    stop: str = "chat"
+    """What ends a rollout (and a validation response), comma-separated: eos (the tokenizer's EOS and the model's
+    generation_config EOS ids: what the official run's vLLM rollouts stopped at), chat (eos plus the end-of-turn
+    markers <|im_end|>, <|endoftext|>, <|eot_id|> the tokenizer has), harness (eos plus </s>, <|im_end|>,
+    <|endoftext|>: where rlvr eval stops, as the Qwen2.5-Math harness), a token (<|im_end|>) or a token id.
+    config.yaml records the resolved set as tokens or ids. See docs/official-protocol.md."""
 
     # --- optimisation
     lr: float = 1e-6
@@ -252,6 +258,9 @@ class TrainConfig:
             raise RlvrError("setting pool needs index=ID[,ID...] naming the example(s) to train on")
         if self.problem and not self.answer.strip():
             raise RlvrError("setting problem needs a non-empty answer=...")
+        from oneshot_rlvr.models.stops import check_stop
+
+        check_stop(self.stop)  # (the tokens themselves are checked against the tokenizer when it loads)
 
 
     def _validate_variants(self) -> None:
@@ -277,6 +286,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_new_tokens=3072, max_prompt_tokens=1024, lr=1e-6, weight_decay=0.01, beta1=0.9, beta2=0.999,
         grad_clip=1.0, batch_size=128, mini_batch_size=128, ppo_epochs=1, steps=2000, save_every=20,
         val_every=20, template="oneshot-train", val_template="qwen25-math-cot",
+        stop="eos",  # verl's vLLM rollout: <|endoftext|> only, not the chat turn's <|im_end|>
     ),
     # One-shot entropy minimisation (arXiv 2505.20282) on pi1: no reward, the token entropy of the model's own
     # samples is the loss. From the paper's released train.py: lr 2e-5, temperature 0.5, top_p 0.95, 2048 new

@@ -118,7 +118,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     log.info("evaluating the base model on %d test problems", len(splits["test"]))
     tok = load_tokenizer(cfg.model)
     base = load_model(cfg.model)
-    evaluate_benchmarks(HFRolloutEngine(base, tok, max_batch_rows=256), tok, bench, eval_opts,
+    evaluate_benchmarks(HFRolloutEngine(base, tok, max_batch_rows=256, stop=eval_opts.stop), tok, bench, eval_opts,
                         out_dir=run / "eval" / "0", model=cfg.model, step=0)
     del base
     log.info("training on %d example(s); first: %s (%s family): %s = %s", len(examples), example.id,
@@ -143,7 +143,8 @@ def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, s
     final_results, final_records = _read_eval(run, evaluated[-1])
     base_fam, final_fam = _family_table(base_records, family_of), _family_table(final_records, family_of)
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if x]
-    train_acc = [(int(m["step"]), float(m["train_accuracy"])) for m in metrics]
+    train_acc = [(int(m["step"]), float(m["train_accuracy"])) for m in metrics
+                 if "train_accuracy" in m]  # (the step-0 row holds validation only)
     return {
         "base_strict": base_results["strict_accuracy"], "final_strict": final_results["strict_accuracy"],
         "base_lenient": base_results["accuracy"], "final_lenient": final_results["accuracy"],

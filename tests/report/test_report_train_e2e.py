@@ -40,7 +40,8 @@ def test_report_of_a_real_run(tiny_model_dir: Path, tmp_path: Path, capsys: pyte
     assert page.count("data:image/png;base64,") + page.count("Not drawn: no self-reflection words") == 8
     assert "Not drawn: no" not in page.replace("Not drawn: no self-reflection words", "")
     assert "<th>step</th><th>toy</th>" in page and "<td>1</td>" in page and "<td>2</td>" in page
-    assert "Step 1: " in page and "Step 2: " in page and "of 3 validation responses right" in page
+    # the first validated step is the initial model (validation before training), the last the final one
+    assert "Step 0: " in page and "Step 2: " in page and "of 3 validation responses right" in page
     assert "<td>model</td><td>" + str(tiny_model_dir) in page
     import torch
 

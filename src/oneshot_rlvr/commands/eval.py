@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     decode.add_argument("--top-p", type=float, help="nucleus sampling mass (default 1.0)")
     decode.add_argument("--max-new-tokens", type=int, help="response length limit (protocol: 3072)")
     decode.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    decode.add_argument("--stop", default="harness",
+                        help="what ends a response: harness (default: the EOS ids and </s>, <|im_end|>, "
+                             "<|endoftext|>, where the Qwen2.5-Math harness stops), eos, chat, tokens or ids, "
+                             "comma-separated (see docs/official-protocol.md)")
     hw = parser.add_argument_group("model and hardware")
     hw.add_argument("--batch-rows", type=int, default=256, help="responses generated together (default 256)")
     hw.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     options = EvalOptions(
         data_dir=args.data_dir, limit=args.limit, template=args.template, n=args.n,
         temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,
-        grader=grader,
+        grader=grader, stop=args.stop,
     )
     device = _device(args.device)
     dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
@@ -130,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     problems = load_benchmarks(benchmarks, options)  # a missing file fails before the model loads
     tokenizer = load_tokenizer(args.tokenizer or args.model)
     model = load_model(args.model, load_options, device)
-    engine = HFRolloutEngine(model, tokenizer, max_batch_rows=args.batch_rows)
+    engine = HFRolloutEngine(model, tokenizer, max_batch_rows=args.batch_rows, stop=options.stop)
     results, _ = evaluate_benchmarks(engine, tokenizer, benchmarks, options, out_dir=args.out,
                                      model=args.model, problems=problems)
     print(format_table([(args.model, results)], grader))

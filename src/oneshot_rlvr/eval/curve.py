@@ -121,7 +121,7 @@ def evaluate_run(
         log.info("step %d: evaluating %s", step, folder)
         tok = load_tokenizer(_run_tokenizer_source(run, folder, tokenizer))
         model = _load_checkpoint(run, folder, load_options, device)
-        engine = HFRolloutEngine(model, tok, max_batch_rows=batch_rows)
+        engine = HFRolloutEngine(model, tok, max_batch_rows=batch_rows, stop=(options or EvalOptions()).stop)
         results, _ = evaluate_benchmarks(engine, tok, benchmarks, options, out_dir=out, model=str(folder),
                                          step=step, problems=problems)
         curve.append((step, results))

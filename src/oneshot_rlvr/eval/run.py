@@ -68,6 +68,9 @@ class EvalOptions:
     """Responses per generation call (default: the engine's max_batch_rows, else 256)."""
     grader: str = "ours"
     """ours, harness (the paper's evaluation harness) or both; see `harness_grading`."""
+    stop: str = "harness"
+    """What ends a response (`oneshot_rlvr.models.stops`): harness stops where the Qwen2.5-Math harness does, at
+    the EOS ids and the tokens </s>, <|im_end|>, <|endoftext|> (151645 and 151643 for Qwen2.5 models)."""
 
 
 def protocol_for(bench: Benchmark, options: EvalOptions) -> Protocol:
@@ -219,7 +222,8 @@ def evaluate_benchmarks(
         "model": model,
         "step": step,
         "settings": {**{k: v for k, v in asdict(opts).items() if k != "chunk_rows"},
-                     "data_dir": str(resolve_data_dir(opts.data_dir))},
+                     "data_dir": str(resolve_data_dir(opts.data_dir)),
+                     "stop_ids": getattr(engine, "stop_ids", None)},
         "benchmarks": per_benchmark,
         "average": benchmark_average(per_benchmark, PAPER_BENCHMARKS),
     }

@@ -144,18 +144,8 @@ def cache_keyword(model: Any) -> str:
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
-    """Token ids that end a response: the tokenizer's EOS, the model's EOS ids, and chat end markers."""
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    gen = getattr(model, "generation_config", None)
-    eos = getattr(gen, "eos_token_id", None)
-    if isinstance(eos, int):
-        ids.add(eos)
-    elif isinstance(eos, (list, tuple)):
-        ids.update(int(e) for e in eos)
-    for marker in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
-        tid = tokenizer.convert_tokens_to_ids(marker)
-        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
-            ids.add(tid)
-    return sorted(ids)
+    """Token ids that end a response by default: the `chat` stop set (`oneshot_rlvr.models.stops`), the
+    tokenizer's EOS, the model's EOS ids, and chat end markers."""
+    from oneshot_rlvr.models.stops import resolve_stop
+
+    return resolve_stop("chat", tokenizer, model)

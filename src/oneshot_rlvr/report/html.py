@@ -102,7 +102,8 @@ def _hms(seconds: float) -> str:
 def facts_section(run: RunData) -> str:
     steps, _ = run.series("reward_mean")
     planned = run.config.get("steps")
-    rows = [("steps logged", f"{len(run.metrics)}" + (f" of {planned}" if planned else ""))]
+    trained = [r for r in run.metrics if r.get("step") != 0]  # (step 0: validation before training)
+    rows = [("steps logged", f"{len(trained)}" + (f" of {planned}" if planned else ""))]
     if steps:
         rows.append(("last step", str(steps[-1])))
     step_time = [v for v in run.series("time_step")[1] if math.isfinite(v)]

@@ -10,13 +10,14 @@ weights, no per-step Hugging Face bookkeeping), on CUDA replaying each step from
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from transformers import DynamicCache
 
-from oneshot_rlvr.models.load import cache_keyword, stop_token_ids
+from oneshot_rlvr.models.load import cache_keyword
+from oneshot_rlvr.models.stops import resolve_stop
 from oneshot_rlvr.rollout.base import Rollouts, SamplingParams, concat_rollouts
 from oneshot_rlvr.rollout.decode import HFStep, Step, decode, make_cache, prefill_inputs
 from oneshot_rlvr.rollout.fastpath import FastLM, prefilled_step, unsupported_reason
@@ -32,7 +33,7 @@ class HFRolloutEngine:
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_rows: int = 256, share_prefill: bool = True,
                  logits_processor_factory: Callable[[int], Any] | None = None, use_generate: bool = False,
                  dtype: torch.dtype | None = None, fast: bool | None = None, processes: int = 1,
-                 graphs: bool | None = None):
+                 graphs: bool | None = None, stop: str | Sequence[int] = "chat"):
         """`logits_processor_factory(prompt_len)` may return an extra logits processor per generate call.
 
         The engine decodes with `oneshot_rlvr.rollout.decode` (finished rows leave the batch);
@@ -50,6 +51,9 @@ class HFRolloutEngine:
         `processes` > 1 splits each batch's rows over that many sampling processes on the fast path
         (`oneshot_rlvr.rollout.parallel`; on CPU a small model's decode leaves cores idle otherwise). The
         samples then depend on the number of processes, not only on the seed. Call `close` when done.
+
+        `stop` names what ends a response: a stop spec (`eos`, `chat`, `harness`, tokens, ids; see
+        `oneshot_rlvr.models.stops`) or the token ids themselves.
         """
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}")
@@ -71,7 +75,7 @@ class HFRolloutEngine:
         self.tokenizer = tokenizer
         self.max_batch_rows = max_batch_rows
         self.share_prefill = share_prefill
-        self.stop_ids = stop_token_ids(tokenizer, model)
+        self.stop_ids = resolve_stop(stop, tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
 
     def sync(self, model: Any) -> None:

@@ -32,6 +32,7 @@ from oneshot_rlvr.data import Problem, render_prompt
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
 from oneshot_rlvr.models.precision import describe, resolve_autocast
+from oneshot_rlvr.models.stops import resolved_stop
 from oneshot_rlvr.reward.functions import (
     Reward,
     RewardFn,
@@ -189,9 +190,10 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     rollout_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(
         cfg.rollout_dtype, torch.bfloat16 if device.type == "cuda" else None)
     own_engine = engine is None
+    cfg = dataclasses.replace(cfg, stop=resolved_stop(cfg.stop, tokenizer, model))  # config.yaml: what stopped
     graphs = None if cfg.rollout_cuda_graphs else False  # (None: on CUDA)
     engine = engine or HFRolloutEngine(model, tokenizer, max_batch_rows=cfg.rollout_batch_rows, dtype=rollout_dtype,
-                                       processes=cfg.rollout_processes, graphs=graphs)
+                                       processes=cfg.rollout_processes, graphs=graphs, stop=cfg.stop)
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens)
     validator = Validator.from_config(cfg, tokenizer, out if info.main else None) if cfg.val_file else None
@@ -200,6 +202,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         metrics_log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume else None)
+    if validator is not None and cfg.val_every > 0 and start_step == 0 and metrics_log is not None:
+        validator.before_training(model, metrics_log)  # the official run's val_before_train=True
     single_update = cfg.ppo_epochs == 1 and cfg.mini_batch_size == cfg.batch_size
     if single_update and info.main:
         log.info("one update per rollout batch: old log-probs equal the current ones, skipping that forward pass")
