@@ -30,6 +30,7 @@ from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.critic import Critic, outcome_token_rewards
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
 from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line, write_atomic
+from oneshot_rlvr.train.scoring import score_responses
 from oneshot_rlvr.train.state import (
     CRITIC_FILE,
     checkpoint_dirs,
@@ -64,8 +65,10 @@ def reward_function(spec: str) -> RewardFn:
 
     try:
         fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
+    except (ImportError, AttributeError, ValueError, TypeError) as err:  # (Value, Type: an empty or relative name)
         raise RlvrError(f"setting reward={spec!r}: cannot import it ({err})") from None
+    if not callable(fn):
+        raise RlvrError(f"setting reward={spec!r}: {attr} is a {type(fn).__name__}, not a function")
     return fn
 
 
@@ -219,9 +222,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
                     raise TrainingDiverged(f"step {step}: sampling failed on non-finite probabilities ({err})") from err
                 raise
         with timer("score"):
-            scores = reward_fn([p for p in my_problems for _ in range(cfg.n)], roll.texts)
-            if len(scores) != len(roll.texts) or not all(math.isfinite(float(s)) for s in scores):
-                raise RlvrError(f"step {step}: the reward function must return one finite number per response")
+            scores = score_responses(reward_fn, [p for p in my_problems for _ in range(cfg.n)], roll.texts, cfg.n,
+                                     step)
             local_rewards = torch.tensor(scores, dtype=torch.float32).view(len(mine), cfg.n)
             rewards = dist.all_gather_cat(local_rewards.to(device), info).cpu()
         adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
