@@ -92,8 +92,8 @@ def test_math_reward_scores_each_response_against_its_own_problem(tiny_model_dir
     ("no_such_module_for_rewards:score", r"reward='no_such_module_for_rewards:score': cannot import it"),
     ("scripted_rewards:no_such_function", r"reward='scripted_rewards:no_such_function': cannot import it"),
     (":score", r"reward=':score': cannot import it"),
-    ("scripted_rewards:NOT_A_FUNCTION", r"reward='scripted_rewards:NOT_A_FUNCTION': NOT_A_FUNCTION is a int, "
-                                        r"not a function"),
+    ("scripted_rewards:NOT_A_FUNCTION", r"reward='scripted_rewards:NOT_A_FUNCTION': NOT_A_FUNCTION is not callable "
+                                        r"\(type int\)"),
 ])
 def test_a_bad_reward_setting_is_one_line_before_training(tiny_model_dir: Path, tmp_path: Path, spec: str,
                                                           message: str, monkeypatch: pytest.MonkeyPatch,

@@ -68,7 +68,7 @@ def reward_function(spec: str) -> RewardFn:
     except (ImportError, AttributeError, ValueError, TypeError) as err:  # (Value, Type: an empty or relative name)
         raise RlvrError(f"setting reward={spec!r}: cannot import it ({err})") from None
     if not callable(fn):
-        raise RlvrError(f"setting reward={spec!r}: {attr} is a {type(fn).__name__}, not a function")
+        raise RlvrError(f"setting reward={spec!r}: {attr} is not callable (type {type(fn).__name__})")
     return fn
 
 
