@@ -4,6 +4,7 @@ test_bench_floors.py)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -30,11 +31,16 @@ def test_our_side_runs_end_to_end_and_reports_the_floor(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["ours_new_tokens"] == 4 * 8  # every row forced to the full length
-    assert summary["copy_bandwidth_gbs"] > 0 and 0 < summary["ours_decode_floor_s"] < summary["ours_generate_s"]
-    # Each phase's floor is below what the phase took, and the step's is their sum.
+    assert summary["copy_bandwidth_gbs"] > 0 and summary["ours_decode_floor_s"] > 0
+    # Each phase has a floor and its time against it (whether the time is above its floor depends on this
+    # machine's load: the report says, this test does not assert it); the step's floor is their sum.
     assert summary["matmul_gflops_sampling"] > 0 and summary["matmul_gflops_train"] > 0
     for phase in ("generate", "logprobs", "update"):
-        assert 0 < summary[f"ours_{phase}_floor_s"] < summary[f"ours_{phase}_s"]
+        assert summary[f"ours_{phase}_floor_s"] > 0
+    ratios = summary["ours_vs_floor"]
+    assert set(ratios) == {"generate", "logprobs", "update", "step"}
+    assert all(math.isfinite(r) and r > 0 for r in ratios.values()), ratios
+    assert set(summary["ours_below_floor"]) <= set(ratios)
     assert summary["ours_step_floor_s"] == pytest.approx(
         sum(summary[f"ours_{phase}_floor_s"] for phase in ("generate", "logprobs", "update")))
     assert summary["ours_step_vs_floor"] == pytest.approx(summary["ours_step_s"] / summary["ours_step_floor_s"])
@@ -81,3 +87,6 @@ def test_report_gives_each_phase_s_floor_and_the_ratio_at_the_floor(bench: Modul
     assert summary["ours_update_floor_s"] == pytest.approx(0.15)
     assert summary["ours_step_floor_s"] == pytest.approx(1600.2)
     assert summary["ratio_at_floor"] == pytest.approx(1600.2 / 4.0)
+    assert summary["ours_vs_floor"] == pytest.approx(
+        {"generate": 1.0 / 1600.0, "logprobs": 0.2 / 0.05, "update": 0.8 / 0.15, "step": 2.0 / 1600.2})
+    assert summary["ours_below_floor"] == ["generate", "step"]  # (the bandwidth given here is absurdly low)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import shared_data_or_skip
 from oneshot_rlvr.data import Problem, expand_to_batch, load_problems, render_prompt
-from oneshot_rlvr.data.templates import COT_SYSTEM, TRAIN_SUFFIX
+from oneshot_rlvr.data.templates import TRAIN_SUFFIX
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.models.tiny import train_tokenizer
 
@@ -56,10 +56,23 @@ def test_shipped_pi1_file_loads() -> None:
     assert len(ps) == 128 and {p.id for p in ps} == {"124"} and ps[0].answer == "12.8"
 
 
+# The Qwen2.5-Math evaluation harness's `qwen25-math-cot` input template, copied from its source
+# (Qwen2.5-Eval/evaluation/utils.py, PROMPT_TEMPLATES; `{{}}` is str.format's escape for `{}`).
+HARNESS_COT = (
+    "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{{}}.<|im_end|>\n"
+    "<|im_start|>user\n{input}<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+
+def test_the_evaluation_prompt_is_the_harness_template_character_for_character() -> None:
+    tok = train_tokenizer(["some text 123"] * 3, vocab_size=300)  # (a Qwen-style chat template)
+    question = "Find $x$ if $2x + {3} = 7$."  # (braces and dollars pass through untouched)
+    assert render_prompt(question, "qwen25-math-cot", tok) == HARNESS_COT.format(input=question)
+
+
 def test_templates() -> None:
     tok = train_tokenizer(["some text 123"] * 3, vocab_size=300)
-    cot = render_prompt("What is 1+1?", "qwen25-math-cot", tok)
-    assert cot.startswith("<|im_start|>system\n" + COT_SYSTEM) and cot.endswith("<|im_start|>assistant\n")
     train = render_prompt("What is 1+1?" + TRAIN_SUFFIX, "oneshot-train", tok)
     assert train.count(TRAIN_SUFFIX.strip()) == 1  # never added twice
     assert render_prompt("Q", "plain", None) == "Q\n"

@@ -1,5 +1,5 @@
-"""Scripted rewards for trainer tests run in subprocesses: `reward=scripted_rewards:has_letter_e`
-with this folder on PYTHONPATH."""
+"""Scripted rewards for trainer tests (imported by name, `reward=scripted_rewards:has_letter_e`, with this
+folder on sys.path or PYTHONPATH)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,17 @@ def has_letter_e_killed_in_step_4(problems: list, texts: list[str]) -> list[floa
     if _calls == 4:
         os.kill(os.getpid(), signal.SIGKILL)
     return has_letter_e(problems, texts)
+
+
+NOT_A_FUNCTION = 3
+"""`reward=scripted_rewards:NOT_A_FUNCTION` names something that cannot be called."""
+
+
+def nan_for_the_second_sample_of_8(problems: list, texts: list[str]) -> list[float]:
+    """1.0 for every response, but NaN for the second sample of any problem whose gold answer is 8."""
+    seen: dict[str, int] = {}
+    scores = []
+    for p in problems:
+        seen[p.id] = seen.get(p.id, 0) + 1
+        scores.append(float("nan") if p.answer == "8" and seen[p.id] == 2 else 1.0)
+    return scores

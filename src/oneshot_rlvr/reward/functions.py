@@ -28,10 +28,13 @@ sampled responses (`TokenStats`); they never run the model themselves.
 from __future__ import annotations
 
 import importlib
+import math
 import random
+import reprlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import torch
 
@@ -232,8 +235,36 @@ def _self_certainty(inputs: RewardInputs) -> RewardResult:
 
 def _custom(fn: RewardFn) -> Callable[[RewardInputs], RewardResult]:
     def score(inputs: RewardInputs) -> RewardResult:
-        return RewardResult([float(x) for x in fn(inputs.problems, inputs.texts)])
+        return RewardResult(fn(inputs.problems, inputs.texts))  # as returned: `check_scores` holds it to the contract
     return score
+
+
+def check_scores(scores: Any, name: str, problems: Sequence[Problem], n: int, step: int) -> list[float]:
+    """A reward's scores as floats, held to the contract: one finite number per response (row i is sample
+    i % n of problems[i]).
+
+    A reward that returns too few scores, a string, NaN or inf would otherwise become a silent zero, a shape error
+    deep in the update, or a NaN loss several steps later; this stops the run at the step it happened, in one line
+    naming the reward and the response (its problem and sample) that broke the contract.
+    """
+    where = f"step {step}: reward {name}"
+    try:
+        count = len(scores)
+    except TypeError:
+        raise RlvrError(f"{where} returned a {type(scores).__name__}, not one number per response") from None
+    if count != len(problems):
+        raise RlvrError(f"{where} returned {count} scores for {len(problems)} responses")
+    values: list[float] = []
+    for i, score in enumerate(scores):
+        try:  # (a string is not a score, even one float() would read)
+            value = math.nan if isinstance(score, (str, bytes)) else float(score)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            raise RlvrError(f"{where} gave {reprlib.repr(score)} for response {i} (problem {problems[i].id!r}, sample "
+                            f"{i % n + 1} of {n}); every score must be a finite number")
+        values.append(value)
+    return values
 
 
 def import_reward(spec: str) -> RewardFn:
@@ -243,10 +274,10 @@ def import_reward(spec: str) -> RewardFn:
         raise RlvrError(f"setting reward={spec!r}: use {', '.join(BUILTIN)} or module:function")
     try:
         fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
+    except (ImportError, AttributeError, ValueError, TypeError) as err:  # (Value, Type: an empty or relative name)
         raise RlvrError(f"setting reward={spec!r}: cannot import it ({err})") from None
     if not callable(fn):
-        raise RlvrError(f"setting reward={spec!r}: {attr} is not a function")
+        raise RlvrError(f"setting reward={spec!r}: {attr} is not callable (type {type(fn).__name__})")
     return fn  # type: ignore[no-any-return]
 
 

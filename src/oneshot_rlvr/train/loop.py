@@ -38,6 +38,7 @@ from oneshot_rlvr.reward.functions import (
     RewardFn,
     RewardInputs,
     TokenStats,
+    check_scores,
     gold_correct,
     resolve_reward,
 )
@@ -277,9 +278,7 @@ def _score(reward: Reward, problems: list[Problem], roll: Rollouts, stats: Token
     (None: the math reward's own verdicts, rewards > 0.5), and the reward's metrics."""
     per_response = [p for p in problems for _ in range(cfg.n)]
     result = reward.score(RewardInputs(per_response, roll.texts, cfg.n, cfg.seed, step, first_row, stats))
-    scores = result.rewards
-    if len(scores) != len(roll.texts) or not all(math.isfinite(float(s)) for s in scores):
-        raise RlvrError(f"step {step}: the reward function must return one finite number per response")
+    scores = check_scores(result.rewards, reward.name, per_response, cfg.n, step)
     rewards = torch.tensor(scores, dtype=torch.float32).view(len(problems), cfg.n)
     if cfg.overlong_penalty > 0:
         rewards = rewards + overlong_penalty(roll.response_lengths, cfg.max_new_tokens, cfg.overlong_buffer,
