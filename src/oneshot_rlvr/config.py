@@ -180,6 +180,15 @@ class TrainConfig:
     """Prompt template for validation."""
     val_max_new_tokens: int = 0
     """Longest validation response (0 = max_new_tokens)."""
+    report_to: str = ""
+    """Stream every metrics row (validation included) and `rlvr eval --run` results live to trackers:
+    comma-separated wandb, tensorboard, mlflow (empty or none: metrics.jsonl alone). Each is an optional package:
+    pip install 'oneshot-rlvr[tracking]'. Only rank 0 reports; a tracker that fails mid-run is switched off with
+    one warning (see docs/tracking.md)."""
+    tracking_project: str = ""
+    """W&B project and MLflow experiment of the run (empty: oneshot-rlvr)."""
+    tracking_name: str = ""
+    """The run's name in the trackers (empty: the run folder's name)."""
 
     def validate(self, world_size: int = 1) -> None:
         """Check settings that would otherwise fail mid-run; errors name the setting."""
@@ -224,6 +233,9 @@ class TrainConfig:
             raise RlvrError("setting pool needs index=ID[,ID...] naming the example(s) to train on")
         if self.problem and not self.answer.strip():
             raise RlvrError("setting problem needs a non-empty answer=...")
+        from oneshot_rlvr.tracking import check_installed, parse_report_to
+
+        check_installed(parse_report_to(self.report_to))  # before the model loads, not after
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -281,6 +293,8 @@ def _coerce(key: str, raw: Any, default: Any) -> Any:
     except (TypeError, ValueError):
         kind = "an integer" if isinstance(default, int) else "a number"
         raise RlvrError(f"setting {key}={raw!r}: expected {kind}") from None
+    if isinstance(raw, list):  # a YAML list for a comma-separated setting (report_to: [wandb, tensorboard])
+        return ",".join(str(item) for item in raw)
     return "" if raw is None else str(raw)
 
 

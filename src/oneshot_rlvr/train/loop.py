@@ -26,6 +26,7 @@ from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
 from oneshot_rlvr.models.precision import describe, resolve_autocast
 from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
 from oneshot_rlvr.rollout.hf import HFRolloutEngine, concat_rollouts
+from oneshot_rlvr.tracking import run_tracker
 from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.critic import Critic, outcome_token_rewards
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
@@ -198,7 +199,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-        metrics_log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume else None)
+        tracker = run_tracker(dataclasses.asdict(cfg), out, resume=resume, purge_after=start_step if resume else None)
+        metrics_log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume else None, tracker=tracker)
     single_update = cfg.ppo_epochs == 1 and cfg.mini_batch_size == cfg.batch_size
     if single_update and info.main:
         log.info("one update per rollout batch: old log-probs equal the current ones, skipping that forward pass")
@@ -250,6 +252,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
             _report(bar, row)
     if bar is not None:
         bar.close()
+    if metrics_log is not None:
+        metrics_log.close()  # the trackers' runs end with the run
     if own_engine and isinstance(engine, HFRolloutEngine):
         engine.close()  # its sampling processes, if any (after an error they end with the engine or this process)
     log.info("run finished at step %d; checkpoint %s", cfg.steps, out / "checkpoints" / f"step_{saved_step}")
