@@ -50,7 +50,8 @@ def test_the_published_history_ranks_the_same_through_a_table(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("index,accuracy\n1,0.5\n", r"a W&B table needs the columns index, history; missing history \(it has index, accuracy\)"),
+    ("index,accuracy\n1,0.5\n",
+     r"a W&B table needs the columns index, history; missing history \(it has index, accuracy\)"),
     ("index,accuracy,history\n1,0.5,not-a-list\n", r"row 1, field 'history': 'not-a-list' is not a JSON list"),
     ("index,accuracy,history\n1,0.5,\"[0.5, 2]\"\n", r"example '1', epoch 1: accuracy 2 is not a number in \[0, 1\]"),
     ("index,accuracy,history\n1,0.5\n", r"row 1 does not have the 3 columns of the header"),
