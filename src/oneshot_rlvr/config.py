@@ -212,6 +212,15 @@ class TrainConfig:
     """Prompt template for validation."""
     val_max_new_tokens: int = 0
     """Longest validation response (0 = max_new_tokens)."""
+    report_to: str = ""
+    """Stream every metrics row (validation included) and `rlvr eval --run` results live to trackers:
+    comma-separated wandb, tensorboard, mlflow (empty or none: metrics.jsonl alone). Each is an optional package:
+    pip install 'oneshot-rlvr[tracking]'. Only rank 0 reports; a tracker that fails mid-run is switched off with
+    one warning (see docs/tracking.md)."""
+    tracking_project: str = ""
+    """W&B project and MLflow experiment of the run (empty: oneshot-rlvr)."""
+    tracking_name: str = ""
+    """The run's name in the trackers (empty: the run folder's name)."""
 
     def validate(self, world_size: int = 1) -> None:
         """Check settings that would otherwise fail mid-run; errors name the setting."""
@@ -261,7 +270,9 @@ class TrainConfig:
         from oneshot_rlvr.models.stops import check_stop
 
         check_stop(self.stop)  # (the tokens themselves are checked against the tokenizer when it loads)
+        from oneshot_rlvr.tracking import check_installed, parse_report_to
 
+        check_installed(parse_report_to(self.report_to))  # before the model loads, not after
 
     def _validate_variants(self) -> None:
         if not 0 <= self.random_reward_p <= 1:
@@ -355,6 +366,8 @@ def _coerce(key: str, raw: Any, default: Any) -> Any:
     except (TypeError, ValueError):
         kind = "an integer" if isinstance(default, int) else "a number"
         raise RlvrError(f"setting {key}={raw!r}: expected {kind}") from None
+    if isinstance(raw, list):  # a YAML list for a comma-separated setting (report_to: [wandb, tensorboard])
+        return ",".join(str(item) for item in raw)
     return "" if raw is None else str(raw)
 
 

@@ -24,14 +24,18 @@ METHODS = ("std", "lim", "random")
 
 
 def load_history(path: str | Path) -> History:
-    """Read and check a history file: a JSON object of id -> non-empty list of accuracies in [0, 1]."""
+    """Read and check a history: a JSON object of id -> non-empty list of accuracies in [0, 1] (history.json,
+    acc_step_500.json), or a W&B table export (see `TABLE_COLUMNS`)."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        data: Any = _csv_table(text, p) if p.suffix.lower() == ".csv" else json.loads(text)
     except FileNotFoundError:
         raise RlvrError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RlvrError(f"{p}: not a readable JSON file ({err})") from None
+    if isinstance(data, dict) and isinstance(data.get("columns"), list) and isinstance(data.get("data"), list):
+        data = _table_history(data["columns"], data["data"], p)
     if not isinstance(data, dict):
         raise RlvrError(f"{p}: expected a JSON object of example id -> list of per-epoch accuracies")
     if not data:
@@ -46,7 +50,48 @@ def load_history(path: str | Path) -> History:
                 raise RlvrError(
                     f"{p}: example {key!r}, epoch {epoch}: accuracy {acc!r} is not a number in [0, 1]"
                 )
-        history[key] = [float(a) for a in accs]
+        history[str(key)] = [float(a) for a in accs]
+    return history
+
+
+TABLE_COLUMNS = ("index", "history")
+"""Columns read from a W&B table export: the per-example accuracy table the paper's trainer logged each step
+(`index`, `accuracy`, `history`; `history` is the example's list of per-epoch accuracies so far). Accepted as
+the table's JSON file (`*.table.json`: {"columns": [...], "data": [[...], ...]}) or its CSV download, where
+`history` is a JSON list in one cell. When an index appears in several rows, the last (longest) history wins."""
+
+
+def _csv_table(text: str, path: Path) -> dict[str, Any]:
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text))
+    columns = next(reader, None)
+    if not columns:
+        raise RlvrError(f"{path}: empty CSV; expected columns {', '.join(TABLE_COLUMNS)}")
+    return {"columns": columns, "data": list(reader)}
+
+
+def _table_history(columns: list[Any], rows: list[Any], path: Path) -> dict[str, Any]:
+    missing = [c for c in TABLE_COLUMNS if c not in columns]
+    if missing:
+        raise RlvrError(f"{path}: a W&B table needs the columns {', '.join(TABLE_COLUMNS)}; "
+                        f"missing {', '.join(missing)} (it has {', '.join(map(str, columns))})")
+    at = {name: columns.index(name) for name in TABLE_COLUMNS}
+    history: dict[str, Any] = {}
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise RlvrError(f"{path}: row {number} does not have the {len(columns)} columns of the header")
+        accs = row[at["history"]]
+        if isinstance(accs, str):  # a CSV cell
+            try:
+                accs = json.loads(accs)
+            except json.JSONDecodeError:
+                raise RlvrError(f"{path}: row {number}, field 'history': {accs[:60]!r} is not a JSON list") from None
+        key = row[at["index"]]
+        # CSV cells and JSON numbers name the same example: 124, 124.0 and "124" are one id
+        key = str(int(key)) if isinstance(key, float) and key.is_integer() else str(key)
+        history[key] = accs
     return history
 
 

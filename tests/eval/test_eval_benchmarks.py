@@ -194,3 +194,28 @@ def test_user_file_under_a_registered_name_keeps_its_protocol(tmp_path):
 def test_bad_benchmark_specs(spec):
     with pytest.raises(RlvrError, match="--benchmark"):
         user_benchmark(spec)
+
+
+def test_user_benchmark_from_a_save_to_disk_folder(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="datasets is an optional extra: pip install datasets")
+    rows = {"question": ["1+1?", "2+2?"], "answer": ["2", "4"]}
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "mine"))
+    bench = user_benchmark(f"mine={tmp_path / 'mine'}")
+    assert [(p.prompt, p.answer) for p in load_benchmark(bench)] == [("1+1?", "2"), ("2+2?", "4")]
+    # A registered name keeps its gold reader: amc23 reads integral answers from a folder too.
+    datasets.Dataset.from_dict({"problem": ["x?"], "answer": [27.0]}).save_to_disk(str(tmp_path / "amc"))
+    assert load_benchmark(user_benchmark(f"amc23={tmp_path / 'amc'}"))[0].answer == "27"
+
+
+def test_user_benchmark_hub_id_offline_is_one_line(monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="datasets is an optional extra: pip install datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    bench = user_benchmark("gsm=hf:no-such-org/gsm-copy:main")
+    with pytest.raises(RlvrError) as err:
+        load_benchmark(bench)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("hf:no-such-org/gsm-copy:main: cannot load")
+    assert "split 'test'" in message and ".save_to_disk('FOLDER')" in message
+    with pytest.raises(RlvrError, match="expected hf:ORG/NAME"):
+        user_benchmark("gsm=hf:a/b/c")

@@ -23,7 +23,9 @@ _FLAG_SETTINGS = ("train_file", "model", "steps")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("settings", nargs="*", metavar="KEY=VALUE",
                         help="training settings for the history run (with --model)")
-    parser.add_argument("--history", help="per-example accuracy history: id -> list of per-epoch accuracies")
+    parser.add_argument("--history", help="per-example accuracy history: id -> list of per-epoch accuracies "
+                                          "(history.json, acc_step_500.json), or a W&B table export "
+                                          "(.table.json or .csv with index and history columns)")
     parser.add_argument("--method", choices=("std", "lim", "random"), default="std",
                         help="std: population std of the history (the paper); lim: LIMR alignment; random")
     parser.add_argument("--seed", type=int, default=0, help="seed for --method random")

@@ -1,4 +1,5 @@
-"""The `Problem` type and loaders for JSONL, JSON, parquet (verl schema) and Hugging Face datasets.
+"""The `Problem` type and loaders for JSONL, JSON, parquet (verl schema) and Hugging Face datasets
+(a `save_to_disk` folder or a hub id `hf:ORG/NAME[:CONFIG][@SPLIT]`, see `oneshot_rlvr.data.hf`).
 
 Field names differ between files in the wild (`question` / `problem` / `prompt`, `answer` /
 `final_answer` / `reward_model.ground_truth`, ...). Loaders try the usual names in order unless
@@ -151,8 +152,15 @@ def _read_jsonl(path: Path) -> list[Mapping[str, Any]]:
     return rows
 
 
-def read_rows(path: str | Path) -> list[Mapping[str, Any]]:
-    """Rows of a JSONL, JSON (array) or parquet file as dicts."""
+def read_rows(path: str | Path, *, split: str | None = None) -> list[Mapping[str, Any]]:
+    """Rows of a JSONL, JSON (array) or parquet file, a datasets folder (FOLDER[@SPLIT]) or hf:ID as dicts;
+    `split` is the default split of a hub id or a folder of several splits."""
+    from oneshot_rlvr.data import hf
+
+    if hf.is_hub_spec(path):
+        return hf.hub_rows(str(path), split or "train")
+    if hf.is_dataset_folder(path):
+        return hf.folder_rows(path, split)
     p = Path(path)
     if not p.exists():
         raise RlvrError(f"{p}: no such file")
@@ -185,9 +193,15 @@ def load_problems(
     limit: int | None = None,
     skip_bad_rows: bool = False,
 ) -> list[Problem]:
-    """Load problems from a local file or, when no such file exists, a Hugging Face dataset id."""
+    """Load problems from a local file, a datasets folder, `hf:ID`, or (no such file) a bare hub dataset id."""
+    from oneshot_rlvr.data import hf
+
     p = Path(path_or_id)
-    if p.exists() or p.suffix.lower() in (".jsonl", ".json", ".parquet", ".ndjson"):
+    if hf.is_hub_spec(path_or_id) or hf.is_dataset_folder(path_or_id):
+        rows = read_rows(path_or_id, split=split)
+        where = str(path_or_id)
+        source = hf.parse_hub_id(str(path_or_id), split).dataset if hf.is_hub_spec(path_or_id) else p.name
+    elif p.exists() or p.suffix.lower() in (".jsonl", ".json", ".parquet", ".ndjson"):
         rows = read_rows(p)
         where = str(p)
         source = p.stem
@@ -204,15 +218,10 @@ def load_problems(
 
 
 def _hub_rows(dataset_id: str, split: str) -> list[Mapping[str, Any]]:
+    """A bare id (no `hf:`) that is no local file: tried as a hub dataset, the error says both."""
+    from oneshot_rlvr.data import hf
+
     try:
-        import datasets
-    except ImportError:
-        raise RlvrError(
-            f"{dataset_id}: not a local file; loading a Hugging Face dataset needs `pip install datasets`"
-        ) from None
-    try:
-        ds = datasets.load_dataset(dataset_id, split=split)
-    except Exception as err:  # offline, unknown id, missing split: one clear line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RlvrError(f"{dataset_id}: cannot load dataset split {split!r} ({first})") from None
-    return [dict(r) for r in ds]
+        return hf.hub_rows(dataset_id, split)
+    except RlvrError as err:
+        raise RlvrError(f"{dataset_id}: no such file; as a hub dataset id: {err}") from None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from oneshot_rlvr.data.hf import is_dataset_folder, is_hub_spec, parse_hub_id
 from oneshot_rlvr.data.problems import Problem, problems_from_rows, read_rows
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.eval.analysis import last_boxed
@@ -141,8 +142,9 @@ def user_benchmark(
     id_field: str | None = None,
 ) -> Benchmark:
     """`NAME=FILE` from the command line. A registered NAME keeps its loader and protocol but reads FILE;
-    any other NAME is a greedy math benchmark with the given (or the usual) field names. A FILE that
-    does not exist and has no file suffix is taken as a Hugging Face dataset id (split `test`)."""
+    any other NAME is a greedy math benchmark with the given (or the usual) field names. FILE may also be a
+    datasets save_to_disk folder (FOLDER[@SPLIT]) or hf:ORG/NAME[:CONFIG][@SPLIT] (split `test` unless named);
+    a FILE that does not exist and has no file suffix is taken as a Hugging Face dataset id (split `test`)."""
     name, sep, file = spec.partition("=")
     name, file = name.strip(), file.strip()
     if not sep or not name or not file:
@@ -157,6 +159,9 @@ def user_benchmark(
         answer_field=answer_field or base.answer_field,
         id_field=id_field or base.id_field,
     )
+    if is_hub_spec(file) or is_dataset_folder(file):  # hf:ID or a save_to_disk folder, read as given
+        parse_hub_id(file, "test") if is_hub_spec(file) else None  # a malformed id fails here, not later
+        return replace(base, file=file if is_hub_spec(file) else str(Path(file).expanduser().resolve()), hub=None)
     hub = None
     if not path.exists() and not path.suffix:
         hub = HubSource(file, "test", None, question_field, answer_field, id_field)
@@ -174,9 +179,12 @@ def load_benchmark(bench: Benchmark, *, data_dir: str | Path | None = None,
                    limit: int | None = None) -> list[Problem]:
     """The benchmark's problems (the first `limit` of them), from its file or its hub copy."""
     path = Path(bench.file)
-    if not path.is_absolute():
+    if not path.is_absolute() and not is_hub_spec(bench.file):
         path = resolve_data_dir(data_dir) / path
-    if path.exists():
+    if is_hub_spec(bench.file) or is_dataset_folder(bench.file):
+        rows, where = read_rows(bench.file, split="test"), bench.file
+        fields = (bench.question_field, bench.answer_field, bench.id_field, bench.gold)
+    elif path.exists():
         rows, where = read_rows(path), str(path)
         fields = (bench.question_field, bench.answer_field, bench.id_field, bench.gold)
     elif bench.hub is not None:

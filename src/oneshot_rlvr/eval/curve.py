@@ -17,6 +17,8 @@ from typing import Any
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.eval.benchmarks import Benchmark
 from oneshot_rlvr.eval.run import EvalOptions, evaluate_benchmarks, load_benchmarks
+from oneshot_rlvr.progress import bar, nested_bars_off
+from oneshot_rlvr.tracking import Tracker, run_tracker
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +110,58 @@ def evaluate_run(
                                                                                if every else ""))
     wanted = {b.name for b in benchmarks}
     problems = load_benchmarks(benchmarks, options)
+    tracker = _run_tracker(run)
+    progress = bar(len(steps), "rlvr eval", "checkpoint")
     curve = []
     for step, folder in steps:
         out = run / "eval" / str(step)
         done = out / "results.json"
+        progress.set_postfix(step=step)
         if done.exists() and (out / "records.jsonl").exists():
             previous = json.loads(done.read_text(encoding="utf-8"))
             if wanted <= set(previous.get("benchmarks", {})):
                 log.info("step %d: already evaluated (%s); skipping", step, done)
                 curve.append((step, previous))
+                progress.update(1)
                 continue
         log.info("step %d: evaluating %s", step, folder)
-        tok = load_tokenizer(_run_tokenizer_source(run, folder, tokenizer))
-        model = _load_checkpoint(run, folder, load_options, device)
+        with nested_bars_off():
+            tok = load_tokenizer(_run_tokenizer_source(run, folder, tokenizer))
+            model = _load_checkpoint(run, folder, load_options, device)
         engine = HFRolloutEngine(model, tok, max_batch_rows=batch_rows, stop=(options or EvalOptions()).stop)
         results, _ = evaluate_benchmarks(engine, tok, benchmarks, options, out_dir=out, model=str(folder),
                                          step=step, problems=problems)
         curve.append((step, results))
+        tracker.log(eval_metrics(results), step=step)
+        progress.update(1)
         del engine, model
+    progress.close()
+    tracker.close()
     return curve
+
+
+def eval_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """The numbers of one step's results.json that go to the run's trackers: eval/<benchmark>/<metric>."""
+    wanted = ("accuracy", "strict_accuracy", "harness_accuracy", "format_rate", "mean_response_tokens")
+    out = {f"eval/{name}/{key}": float(value) for name, bench in results.get("benchmarks", {}).items()
+           for key, value in bench.items()
+           if (key in wanted or key.startswith("pass@")) and isinstance(value, (int, float))}
+    # The paper's six-benchmark mean, only when all six were evaluated (a partial mean is not that number).
+    for key, field in (("average", "accuracy"), ("harness_average", "harness_accuracy")):
+        average = results.get(key)
+        if isinstance(average, dict) and average.get("complete") and isinstance(average.get(field), (int, float)):
+            out[f"eval/{key}"] = float(average[field])
+    return out
+
+
+def _run_tracker(run_dir: Path) -> Tracker:
+    """The trackers named by the run's own config.yaml, continuing the training's runs (W&B, MLflow)."""
+    config = run_dir / "config.yaml"
+    if not config.exists():
+        return Tracker({})
+    import yaml
+
+    settings = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    if not isinstance(settings, dict) or not settings.get("report_to"):
+        return Tracker({})
+    return run_tracker(settings, run_dir, resume=True, log_config=False)

@@ -44,6 +44,7 @@ from oneshot_rlvr.reward.functions import (
 )
 from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
 from oneshot_rlvr.rollout.hf import HFRolloutEngine, concat_rollouts
+from oneshot_rlvr.tracking import run_tracker
 from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.critic import Critic, outcome_token_rewards
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
@@ -202,7 +203,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-        metrics_log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume else None)
+        tracker = run_tracker(dataclasses.asdict(cfg), out, resume=resume, purge_after=start_step if resume else None)
+        metrics_log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume else None, tracker=tracker)
     if validator is not None and cfg.val_every > 0 and start_step == 0 and metrics_log is not None:
         validator.before_training(model, metrics_log)  # the official run's val_before_train=True
     single_update = cfg.ppo_epochs == 1 and cfg.mini_batch_size == cfg.batch_size
@@ -266,6 +268,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
             _report(bar, row)
     if bar is not None:
         bar.close()
+    if metrics_log is not None:
+        metrics_log.close()  # the trackers' runs end with the run
     if own_engine and isinstance(engine, HFRolloutEngine):
         engine.close()  # its sampling processes, if any (after an error they end with the engine or this process)
     log.info("run finished at step %d; checkpoint %s", cfg.steps, out / "checkpoints" / f"step_{saved_step}")

@@ -15,14 +15,18 @@ from typing import Any
 
 import torch
 
+from oneshot_rlvr.tracking import Tracker
+
 log = logging.getLogger("oneshot_rlvr.train")
 
 
 class MetricsLog:
-    """Appends one JSON row per step; on resume, rows past the checkpoint are dropped first."""
+    """Appends one JSON row per step; on resume, rows past the checkpoint are dropped first. Each row also goes
+    to the live trackers of `report_to` (`oneshot_rlvr.tracking`), at the moment it is written here."""
 
-    def __init__(self, path: Path, resume_step: int | None = None):
+    def __init__(self, path: Path, resume_step: int | None = None, tracker: Tracker | None = None):
         self.path = path
+        self.tracker = tracker or Tracker({})
         if resume_step is not None and path.exists():
             kept = [line for line in path.read_text(encoding="utf-8").splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= resume_step]
@@ -32,6 +36,10 @@ class MetricsLog:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(clean) + "\n")
+        self.tracker.log(row)
+
+    def close(self) -> None:
+        self.tracker.close()
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.progress import nested_bars_off
 
 log = logging.getLogger("oneshot_rlvr.train")
 
@@ -105,8 +106,9 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, traine
     tmp = root / f".tmp_step_{step}_{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
+    with nested_bars_off():  # (transformers' "Writing model shards" bar would break the run's bar)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     for name, obj in (extra or {}).items():
         torch.save(obj, tmp / name)
     torch.save({**trainer_state, "rng": rng_state()}, tmp / STATE_FILE)
