@@ -24,8 +24,11 @@ METHODS = ("std", "lim", "random")
 
 
 def load_history(path: str | Path) -> History:
-    """Read and check a history file: a JSON object of id -> non-empty list of accuracies in [0, 1]."""
+    """Read and check a history file: a JSON object of id -> non-empty list of accuracies in [0, 1].
+    A run folder stands for its history.json."""
     p = Path(path)
+    if p.is_dir():
+        p = p / "history.json"
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
