@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from oneshot_rlvr import __version__
 from oneshot_rlvr.errors import RlvrError
@@ -30,11 +32,24 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
+# An option name: -x, --name, --name-with-dashes. Anything else starting with "-" is a value (-\frac{1}{2}, -3, -(x)).
+_OPTION_NAME = re.compile(r"--?[A-Za-z][A-Za-z0-9_-]*(=.*)?", re.DOTALL)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line: `rlvr: error: ...` and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
+        if "expected one argument" in message:
+            message += " (a value that starts with '-' also goes as --option=VALUE)"
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        # argparse takes every word that starts with "-" for an option unless it looks like a number, so
+        # `--gold -\frac{1}{2}` was "expected one argument"; words that cannot be option names are values.
+        if arg_string.startswith("-") and arg_string != "--" and not _OPTION_NAME.fullmatch(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,14 +94,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    name = f"rlvr {args.command}"
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below rather than at exit
+        return code
     except RlvrError as err:
-        print(f"rlvr {args.command}: error: {err}", file=sys.stderr)
+        print(f"{name}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"rlvr {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"{name}: interrupted" + (f"; {err}" if str(err) else ""), file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`rlvr grade ... | head -1`): nothing left to say to it.
+        _silence_stdout()
+        return 1
+    except Exception as err:  # a bug or an environment problem: one line, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"{name}: error: {type(err).__name__}: {err} (run `rlvr -v {args.command} ...` for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (captured in tests)
+        pass
 
 
 if __name__ == "__main__":

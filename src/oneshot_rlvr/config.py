@@ -1,16 +1,19 @@
 """Every training setting in one dataclass; presets; YAML files and KEY=VALUE overrides.
 
-The attribute docstrings below are the documentation: `rlvr train --help-config` prints them.
-The resolved config is written to RUN/config.yaml, and nothing else in the code holds a setting.
+The attribute docstrings below are the documentation, and the `# --- name` comments their groups:
+`rlvr train --help-config` prints both. The resolved config is written to RUN/config.yaml, and nothing
+else in the code holds a setting.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import inspect
 import itertools
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,27 +30,6 @@ AUTOCAST_CHOICES = ("auto", "bf16", "none")
 @dataclass
 class TrainConfig:
     """Settings of one RLVR training run (defaults: the paper's pi1 recipe on Qwen2.5-Math-1.5B)."""
-
-    # --- model
-    model: str = "Qwen/Qwen2.5-Math-1.5B"
-    """Policy model: local folder, Hugging Face hub id, or builtin:tiny."""
-    dtype: str = "float32"
-    """Dtype of the trained weights (float32 master weights, as the paper; bfloat16 halves memory)."""
-    autocast: str = "auto"
-    """Compute dtype for forward passes: bf16 (autocast), none (the weights' dtype), or auto: bf16 where the device
-    multiplies bf16 natively (GPUs from Ampere on, CPUs with AVX-512 or AMX), none elsewhere (on an AVX2-only CPU
-    bf16 autocast made a step 10x slower). The run's config.yaml records what auto chose."""
-    gradient_checkpointing: bool = False
-    """Recompute activations during backward to save memory."""
-    attn_implementation: str = "auto"
-    """Attention kernel of the trained model: auto (eager on CPU, where PyTorch's SDPA kernel makes a bf16
-    forward+backward about 1.7x slower; sdpa on GPU), sdpa, eager or flash_attention_2."""
-    lora_r: int = 0
-    """LoRA rank; 0 trains all weights."""
-    lora_alpha: int = 32
-    """LoRA alpha."""
-    device: str = "auto"
-    """cpu, cuda, cuda:N or auto (cuda when available; the local rank's GPU under torchrun)."""
 
     # --- data
     train_file: str = ""
@@ -70,6 +52,37 @@ class TrainConfig:
     """Prompt template for training: oneshot-train, qwen25-math-cot or plain."""
     max_prompt_tokens: int = 1024
     """Longest allowed prompt; longer prompts are an error before training starts."""
+
+    # --- model
+    model: str = "Qwen/Qwen2.5-Math-1.5B"
+    """Policy model: local folder, Hugging Face hub id, or builtin:tiny."""
+    dtype: str = "float32"
+    """Dtype of the trained weights (float32 master weights, as the paper; bfloat16 halves memory)."""
+    lora_r: int = 0
+    """LoRA rank; 0 trains all weights."""
+    lora_alpha: int = 32
+    """LoRA alpha."""
+
+    # --- rollout
+    n: int = 8
+    """Samples per prompt (the group size G)."""
+    temperature: float = 0.6
+    """Sampling temperature; log-probs and entropy use logits / temperature too."""
+    top_p: float = 1.0
+    """Nucleus sampling."""
+    top_k: int = 0
+    """Top-k sampling (0 = off)."""
+    max_new_tokens: int = 3072
+    """Longest response."""
+    rollout_dtype: str = "auto"
+    """Dtype of the weights that sample: auto (bfloat16 on GPU, the trained dtype on CPU), bfloat16 or float32.
+    A bfloat16 copy is refreshed from the trained weights before every rollout."""
+    stop: str = "chat"
+    """What ends a rollout (and a validation response), comma-separated: eos (the tokenizer's EOS and the model's
+    generation_config EOS ids: what the official run's vLLM rollouts stopped at), chat (eos plus the end-of-turn
+    markers <|im_end|>, <|endoftext|>, <|eot_id|> the tokenizer has), harness (eos plus </s>, <|im_end|>,
+    <|endoftext|>: where rlvr eval stops, as the Qwen2.5-Math harness), a token (<|im_end|>) or a token id.
+    config.yaml records the resolved set as tokens or ids. See docs/official-protocol.md."""
 
     # --- objective
     reward: str = "math"
@@ -131,36 +144,6 @@ class TrainConfig:
     overlong_buffer: int = 0
     """DAPO: the length of that buffer in tokens (DAPO: 4096 of 20480)."""
 
-    # --- rollouts
-    n: int = 8
-    """Samples per prompt (the group size G)."""
-    temperature: float = 0.6
-    """Sampling temperature; log-probs and entropy use logits / temperature too."""
-    top_p: float = 1.0
-    """Nucleus sampling."""
-    top_k: int = 0
-    """Top-k sampling (0 = off)."""
-    max_new_tokens: int = 3072
-    """Longest response."""
-    rollout_batch_rows: int = 256
-    """Most rows generated at once."""
-    rollout_dtype: str = "auto"
-    """Dtype of the weights that sample: auto (bfloat16 on GPU, the trained dtype on CPU), bfloat16 or float32.
-    A bfloat16 copy is refreshed from the trained weights before every rollout."""
-    rollout_processes: int = 1
-    """Processes that sample side by side, each a slice of the rows (CPU fast path only; see
-    `oneshot_rlvr.rollout.parallel`): a small model's CPU decode uses one core whatever the thread count.
-    Samples depend on this number as well as on the seed."""
-    rollout_cuda_graphs: bool = True
-    """On CUDA, replay each decode step from a CUDA graph (Qwen2 / Llama / Mistral; `oneshot_rlvr.rollout.graphs`).
-    False launches the same steps one kernel at a time (slower; for debugging)."""
-    stop: str = "chat"
-    """What ends a rollout (and a validation response), comma-separated: eos (the tokenizer's EOS and the model's
-    generation_config EOS ids: what the official run's vLLM rollouts stopped at), chat (eos plus the end-of-turn
-    markers <|im_end|>, <|endoftext|>, <|eot_id|> the tokenizer has), harness (eos plus </s>, <|im_end|>,
-    <|endoftext|>: where rlvr eval stops, as the Qwen2.5-Math harness), a token (<|im_end|>) or a token id.
-    config.yaml records the resolved set as tokens or ids. See docs/official-protocol.md."""
-
     # --- optimisation
     lr: float = 1e-6
     """AdamW learning rate (constant)."""
@@ -178,18 +161,14 @@ class TrainConfig:
     """Prompts per RL step (the one example is repeated to this many rows, each its own group)."""
     mini_batch_size: int = 128
     """Prompts per optimizer update; batch_size / mini_batch_size updates per step and PPO epoch."""
-    micro_batch_size: int = 8
-    """Rows (responses) per forward/backward pass; gradients accumulate over micro-batches."""
-    micro_batch_tokens: int = 0
-    """If > 0, pack micro-batches by this token budget instead of micro_batch_size."""
     ppo_epochs: int = 1
     """Passes over each rollout batch."""
-
-    # --- run
     steps: int = 2000
     """RL steps."""
     seed: int = 0
     """Seed for data order, sampling and initialisation."""
+
+    # --- checkpoints
     save_every: int = 20
     """Checkpoint every N steps (0 = only at the end)."""
     keep_checkpoints: int = 0
@@ -202,16 +181,20 @@ class TrainConfig:
     """Resume from a trainer_state.pt that holds pickled Python objects beyond tensors and plain data (loading
     those can run code: only for a run folder from a source you trust). Only the command line or your own
     --config file sets it; a run folder's config.yaml cannot vouch for its own checkpoints."""
+
+    # --- evaluation
     val_file: str = ""
     """Held-out problem file for periodic greedy validation."""
     val_every: int = 20
-    """Validate every N steps (when val_file is set); also before the first step."""
+    """Validate every N steps (when val_file is set); also before the first step (0 = off)."""
     val_limit: int = 0
     """Use only the first N validation problems (0 = all)."""
     val_template: str = "qwen25-math-cot"
     """Prompt template for validation."""
     val_max_new_tokens: int = 0
     """Longest validation response (0 = max_new_tokens)."""
+
+    # --- tracking
     report_to: str = ""
     """Stream every metrics row (validation included) and `rlvr eval --run` results live to trackers:
     comma-separated wandb, tensorboard, mlflow (empty or none: metrics.jsonl alone). Each is an optional package:
@@ -221,6 +204,32 @@ class TrainConfig:
     """W&B project and MLflow experiment of the run (empty: oneshot-rlvr)."""
     tracking_name: str = ""
     """The run's name in the trackers (empty: the run folder's name)."""
+
+    # --- performance
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto (cuda when available; the local rank's GPU under torchrun)."""
+    autocast: str = "auto"
+    """Compute dtype for forward passes: bf16 (autocast), none (the weights' dtype), or auto: bf16 where the device
+    multiplies bf16 natively (GPUs from Ampere on, CPUs with AVX-512 or AMX), none elsewhere (on an AVX2-only CPU
+    bf16 autocast made a step 10x slower). The run's config.yaml records what auto chose."""
+    attn_implementation: str = "auto"
+    """Attention kernel of the trained model: auto (eager on CPU, where PyTorch's SDPA kernel makes a bf16
+    forward+backward about 1.7x slower; sdpa on GPU), sdpa, eager or flash_attention_2."""
+    gradient_checkpointing: bool = False
+    """Recompute activations during backward to save memory."""
+    micro_batch_size: int = 8
+    """Rows (responses) per forward/backward pass; gradients accumulate over micro-batches."""
+    micro_batch_tokens: int = 0
+    """If > 0, pack micro-batches by this token budget instead of micro_batch_size."""
+    rollout_batch_rows: int = 256
+    """Most rows generated at once."""
+    rollout_processes: int = 1
+    """Processes that sample side by side, each a slice of the rows (CPU fast path only; see
+    `oneshot_rlvr.rollout.parallel`): a small model's CPU decode uses one core whatever the thread count.
+    Samples depend on this number as well as on the seed."""
+    rollout_cuda_graphs: bool = True
+    """On CUDA, replay each decode step from a CUDA graph (Qwen2 / Llama / Mistral; `oneshot_rlvr.rollout.graphs`).
+    False launches the same steps one kernel at a time (slower; for debugging)."""
 
     def validate(self, world_size: int = 1) -> None:
         """Check settings that would otherwise fail mid-run; errors name the setting."""
@@ -241,11 +250,17 @@ class TrainConfig:
                     "max_new_tokens", "rollout_batch_rows", "max_prompt_tokens", "rollout_processes"):
             if getattr(self, key) < 1:
                 raise RlvrError(f"setting {key}={getattr(self, key)} must be at least 1")
-        for key in ("save_every", "keep_checkpoints", "keep_trainer_state"):
+        for key in ("save_every", "keep_checkpoints", "keep_trainer_state", "val_every", "val_limit", "top_k",
+                    "warmup_steps", "micro_batch_tokens", "val_max_new_tokens", "lora_r"):
             if getattr(self, key) < 0:
                 raise RlvrError(f"setting {key}={getattr(self, key)} must be 0 or more")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise RlvrError(f"setting lr={self.lr} must be a positive number")
+        # Sampling settings are used only after the model has loaded: check them before.
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise RlvrError(f"setting temperature={self.temperature} must be a positive number (training samples)")
+        if not 0 < self.top_p <= 1:
+            raise RlvrError(f"setting top_p={self.top_p} must be in (0, 1]")
         if self.batch_size % self.mini_batch_size:
             raise RlvrError(
                 f"settings batch_size={self.batch_size} and mini_batch_size={self.mini_batch_size}: "
@@ -348,6 +363,65 @@ def field_docs(cls: type = TrainConfig) -> dict[str, str]:
     return docs
 
 
+def field_groups(cls: type = TrainConfig) -> dict[str, list[str]]:
+    """group -> field names, from the `# --- group` comments of the class (in the order written)."""
+    groups: dict[str, list[str]] = {}
+    current = ""
+    for line in inspect.getsource(cls).splitlines():
+        heading = re.match(r"\s*# --- (\w+)", line)
+        field = re.match(r"\s{4}(\w+): [^=]+=", line)
+        if heading:
+            current = heading.group(1)
+        elif field and current:
+            groups.setdefault(current, []).append(field.group(1))
+    return groups
+
+
+# Names other trainers use for our settings (TRL, verl, Hugging Face), for the "did you mean" hint.
+_OTHER_NAMES = {
+    "learning_rate": "lr", "max_grad_norm": "grad_clip", "num_generations": "n", "rollout_n": "n",
+    "beta": "kl_coef", "kl_loss_coef": "kl_coef", "entropy_coeff": "entropy_coef", "max_steps": "steps",
+    "total_training_steps": "steps", "max_completion_length": "max_new_tokens",
+    "max_response_length": "max_new_tokens", "max_prompt_length": "max_prompt_tokens",
+    "train_batch_size": "batch_size", "ppo_mini_batch_size": "mini_batch_size", "epsilon": "clip_low",
+    "epsilon_high": "clip_high", "save_steps": "save_every", "eval_steps": "val_every", "warmup": "warmup_steps",
+}
+
+
+def suggest_setting(key: str) -> list[str]:
+    """Settings the unknown `key` probably meant: another tool's name for one, else the closest spellings."""
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    normal = key.strip().lower().replace("-", "_")
+    if normal in _OTHER_NAMES:
+        return [_OTHER_NAMES[normal]]
+    squashed = {k.replace("_", ""): k for k in known}
+    if normal.replace("_", "") in squashed:
+        return [squashed[normal.replace("_", "")]]
+    return difflib.get_close_matches(normal, known, n=3, cutoff=0.6)
+
+
+def _type_name(value: Any) -> str:
+    return "bool" if isinstance(value, bool) else type(value).__name__
+
+
+def describe_settings(config: TrainConfig | None = None, *, width: int = 100) -> str:
+    """Every setting by group with its type, value and meaning, wrapped to `width` columns; a value that
+    differs from the default (a preset's, a YAML file's) shows the default beside it."""
+    config = config or TrainConfig()
+    defaults, docs = TrainConfig(), field_docs()
+    wrap = textwrap.TextWrapper(width=width, initial_indent="      ", subsequent_indent="      ")
+    out = []
+    for group, names in field_groups().items():
+        out.append(f"{group}:")
+        for name in names:
+            value, default = getattr(config, name), getattr(defaults, name)
+            changed = f"  (default {default!r})" if value != default else ""
+            out.append(f"  {name}: {_type_name(default)} = {value!r}{changed}")
+            out.extend(wrap.wrap(docs.get(name, "")))
+        out.append("")
+    return "\n".join(out)
+
+
 def _coerce(key: str, raw: Any, default: Any) -> Any:
     if isinstance(default, bool):
         if isinstance(raw, bool):
@@ -377,8 +451,8 @@ def apply_overrides(config: TrainConfig, values: dict[str, Any], *, where: str) 
     updates = {}
     for key, raw in values.items():
         if key not in known:
-            close = [k for k in known if k.startswith(key[:3])]
-            hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
+            close = suggest_setting(key)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
             raise RlvrError(f"{where}: unknown setting {key!r}{hint}")
         updates[key] = _coerce(key, raw, known[key].default)
     return dataclasses.replace(config, **updates)
@@ -413,14 +487,38 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: list[
     return apply_overrides(config, parse_key_values(overrides), where="command line")
 
 
+PATH_SETTINGS = ("model", "train_file", "pool", "val_file")
+"""Settings that may name local files or folders (the others may also be hub ids)."""
+
+_PATHS_NOTE = "# Local files and folders are absolute paths: a resume works from any directory.\n"
+
+
+def with_absolute_paths(config: TrainConfig, base: Path | None = None) -> TrainConfig:
+    """A copy whose PATH_SETTINGS that name existing local files or folders are absolute (resolved against
+    `base`, default the working directory); hub ids and builtin: models stay as given."""
+    updates: dict[str, Any] = {}
+    for key in PATH_SETTINGS:
+        value = getattr(config, key)
+        if not value or value.startswith("builtin:"):
+            continue
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else (base or Path.cwd()) / path
+        if path.exists():
+            updates[key] = str(path.resolve())
+    return dataclasses.replace(config, **updates)
+
+
 def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
+    path.write_text(_PATHS_NOTE + text, encoding="utf-8")
 
 
 def load_config(path: Path) -> TrainConfig:
-    """The settings a run folder's config.yaml records (what `rlvr train --resume` continues)."""
+    """A run's config.yaml (what `rlvr train --resume` continues); relative paths in it (older runs) are tried
+    against the run folder too."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if isinstance(data, dict):
         # A shared run folder cannot grant itself the trust its own checkpoints would need.
         data.pop("trust_checkpoint", None)
-    return apply_overrides(TrainConfig(), data, where=str(path))
+    config = apply_overrides(TrainConfig(), data, where=str(path))
+    return with_absolute_paths(with_absolute_paths(config), base=path.parent)

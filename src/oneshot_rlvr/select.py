@@ -25,8 +25,10 @@ METHODS = ("std", "lim", "random")
 
 def load_history(path: str | Path) -> History:
     """Read and check a history: a JSON object of id -> non-empty list of accuracies in [0, 1] (history.json,
-    acc_step_500.json), or a W&B table export (see `TABLE_COLUMNS`)."""
+    acc_step_500.json), or a W&B table export (see `TABLE_COLUMNS`). A run folder stands for its history.json."""
     p = Path(path)
+    if p.is_dir():
+        p = p / "history.json"
     try:
         text = p.read_text(encoding="utf-8")
         data: Any = _csv_table(text, p) if p.suffix.lower() == ".csv" else json.loads(text)

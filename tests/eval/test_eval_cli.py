@@ -4,6 +4,7 @@ user files, ARC, the printed table, one-line errors, and `--run` over a run's ch
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import pytest
@@ -49,7 +50,8 @@ def test_six_benchmarks_end_to_end(tiny_model_dir, data_dir, tmp_path, capsys):
     for name, res in results["benchmarks"].items():
         n = 8 if name in ("aime24", "aime25", "amc23") else 1
         assert res["protocol"] == {"n": n, "temperature": 0.6 if n == 8 else 0.0, "top_p": 1.0,
-                                   "max_new_tokens": 3, "template": "qwen25-math-cot"}
+                                   "max_new_tokens": 3, "template": "qwen25-math-cot", "limit": 2,
+                                   "seed": 0 if n == 8 else None, "grader": "math-verify"}
         assert res["problems"] == 2 and res["responses"] == 2 * n
         assert 0.0 <= res["accuracy"] <= 1.0 and res["mean_response_tokens"] <= 3
         assert set(res["reflection"]["words"]) == {"rethink", "recheck", "recalculate", "re-evaluate",
@@ -199,3 +201,78 @@ def test_harness_grader_refuses_a_benchmark_it_cannot_read(tiny_model_dir, tmp_p
     assert main(args) == 0  # by default a user's own file is graded by ours alone
     records = (tmp_path / "out/records.jsonl").read_text()
     assert "harness_correct" not in records
+
+
+def _step_results(run, step):
+    res = json.loads((run / "eval" / str(step) / "results.json").read_text(encoding="utf-8"))
+    records = [json.loads(x) for x in (run / "eval" / str(step) / "records.jsonl").read_text().splitlines()]
+    return res, records
+
+
+def test_run_merges_new_benchmarks_into_a_step(tiny_model_dir, data_dir, tmp_path):
+    run = _make_run(tmp_path / "run", tiny_model_dir, [2])
+    args = ["eval", "--run", str(run), "--data-dir", str(data_dir), "--limit", "2", "--max-new-tokens", "2"]
+    assert main([*args, "--benchmarks", "math500"]) == 0
+    before, _ = _step_results(run, 2)
+    assert main([*args, "--benchmarks", "minerva_math"]) == 0
+    res, records = _step_results(run, 2)
+    assert list(res["benchmarks"]) == ["math500", "minerva_math"]
+    assert res["benchmarks"]["math500"] == before["benchmarks"]["math500"]  # kept as it was
+    assert sorted({r["benchmark"] for r in records}) == ["math500", "minerva_math"] and len(records) == 4
+
+
+def test_run_reevaluates_when_the_protocol_differs(tiny_model_dir, data_dir, tmp_path, caplog):
+    run = _make_run(tmp_path / "run", tiny_model_dir, [2])
+    args = ["eval", "--run", str(run), "--data-dir", str(data_dir), "--benchmarks", "math500,aime24",
+            "--max-new-tokens", "2", "--n", "2"]
+    assert main([*args, "--limit", "1"]) == 0
+    res, _ = _step_results(run, 2)
+    assert res["benchmarks"]["math500"]["problems"] == 1 and res["benchmarks"]["math500"]["protocol"]["limit"] == 1
+    with caplog.at_level(logging.INFO, logger="oneshot_rlvr.eval.curve"):
+        assert main([*args, "--limit", "2"]) == 0
+    res, records = _step_results(run, 2)
+    assert {name: b["problems"] for name, b in res["benchmarks"].items()} == {"math500": 2, "aime24": 2}
+    assert all(b["protocol"]["limit"] == 2 for b in res["benchmarks"].values())
+    assert len(records) == 2 + 2 * 2  # the old records are replaced, not appended to
+    assert "another protocol" in caplog.text
+    caplog.clear()
+    stamp = (run / "eval/2/results.json").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="oneshot_rlvr.eval.curve"):
+        assert main([*args, "--limit", "2"]) == 0  # the same protocol: read back, and said so
+    assert (run / "eval/2/results.json").stat().st_mtime_ns == stamp
+    assert "already evaluated with this protocol" in caplog.text
+    with caplog.at_level(logging.INFO, logger="oneshot_rlvr.eval.curve"):
+        assert main([*args, "--limit", "2", "--max-new-tokens", "3"]) == 0
+    res, _ = _step_results(run, 2)
+    assert all(b["protocol"]["max_new_tokens"] == 3 for b in res["benchmarks"].values())
+
+
+def test_a_failed_reevaluation_keeps_the_old_results(tiny_model_dir, data_dir, tmp_path, monkeypatch):
+    import oneshot_rlvr.eval.curve as curve
+
+    run = _make_run(tmp_path / "run", tiny_model_dir, [2])
+    args = ["eval", "--run", str(run), "--data-dir", str(data_dir), "--benchmarks", "math500",
+            "--max-new-tokens", "2"]
+    assert main([*args, "--limit", "1"]) == 0
+    before = (run / "eval/2/results.json").read_text()
+
+    def fail(*a, **k):
+        raise RuntimeError("generation failed")
+
+    monkeypatch.setattr(curve, "evaluate_benchmarks", fail)
+    assert main([*args, "--limit", "2"]) == 1
+    assert (run / "eval/2/results.json").read_text() == before
+
+
+def test_run_with_out_and_cuda_without_cuda_are_errors(tiny_model_dir, data_dir, tmp_path, capsys, monkeypatch):
+    run = _make_run(tmp_path / "run", tiny_model_dir, [2])
+    assert main(["eval", "--run", str(run), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--run" in err and "--out" in err
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["eval", "--model", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--device", "cuda",
+                 "--data-dir", str(data_dir), "--benchmarks", "math500"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda" in err

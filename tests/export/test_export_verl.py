@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -113,6 +114,11 @@ def _script_args(exported: Path, tmp_path: Path, env: dict[str, str], *extra: st
     return result.stdout.splitlines()
 
 
+def _quoted(value: object) -> str:
+    """A plain path as run_verl.sh hands it to Hydra: a single-quoted string."""
+    return f"'{value}'"
+
+
 def test_launch_script_is_valid_bash(exported: Path) -> None:
     result = subprocess.run(["bash", "-n", str(exported / "run_verl.sh")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -150,11 +156,11 @@ def test_launch_script_spells_out_the_papers_hyperparameters(exported: Path, tmp
         "actor_rollout_ref.rollout.temperature": "0.6",
         "actor_rollout_ref.rollout.top_p": "1.0",
         "actor_rollout_ref.rollout.val_kwargs.do_sample": "False",
-        "actor_rollout_ref.model.path": "Qwen/Qwen2.5-Math-1.5B",
-        "custom_reward_function.path": str(exported / "reward_fn.py"),
+        "actor_rollout_ref.model.path": _quoted("Qwen/Qwen2.5-Math-1.5B"),
+        "custom_reward_function.path": _quoted(str(exported / "reward_fn.py")),
         "custom_reward_function.name": "compute_score",
-        "data.train_files": str(exported / "train.parquet"),
-        "data.val_files": str(exported / "val.parquet"),
+        "data.train_files": _quoted(str(exported / "train.parquet")),
+        "data.val_files": _quoted(str(exported / "val.parquet")),
         "trainer.nnodes": "2",
         "trainer.n_gpus_per_node": "4",
         "trainer.total_training_steps": "2000",
@@ -169,7 +175,7 @@ def test_launch_script_spells_out_the_papers_hyperparameters(exported: Path, tmp
 def test_launch_script_takes_environment_and_extra_overrides(exported: Path, tmp_path: Path) -> None:
     argv = _script_args(exported, tmp_path, {"NNODES": "4", "MODEL": "/models/m"}, "trainer.save_freq=100")
     assert "trainer.nnodes=4" in argv
-    assert "actor_rollout_ref.model.path=/models/m" in argv
+    assert "actor_rollout_ref.model.path='/models/m'" in argv
     assert argv[-1] == "trainer.save_freq=100"  # after the defaults, so it wins in Hydra
 
 
@@ -212,3 +218,99 @@ def test_command_settings_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     capsys.readouterr()
     assert main([*base, "algo=ppo"]) == 2
     assert "setting algo='ppo': the verl export covers grpo only" in capsys.readouterr().err
+
+
+HOSTILE = "/m/$(touch PWNED)/`touch PWNED2`/q\"w'e,n=x(1)[2]#3 ${oc.env:HOME} ${x} \\${y} a\\\\'b\\"
+
+
+def _hydra_values(argv: list[str]) -> dict[str, object]:
+    """Each override as verl's config will read it: Hydra's override parser, then OmegaConf's resolution."""
+    overrides_parser = pytest.importorskip(
+        "hydra.core.override_parser.overrides_parser", reason="hydra-core is in the test extra; not installed here")
+    from omegaconf import OmegaConf
+
+    parsed = overrides_parser.OverridesParser.create().parse_overrides(argv)
+    assert not any(o.is_sweep_override() for o in parsed)  # a comma must not make a sweep
+    return {o.key_or_group: OmegaConf.create({"v": o.value()}).v for o in parsed}
+
+
+def test_hostile_names_reach_verl_unchanged_and_run_nothing(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    train = tmp_path / "t.jsonl"
+    train.write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n")
+    out = tmp_path / "out dir,=(x)[y]#z'q\"$(touch PWNED3)"
+    name = "exp 'one',two=$(touch PWNED4)"
+    assert main(["export", "verl", "--train", str(train), "--val", str(train), "--model", HOSTILE, "--out", str(out),
+                 "--name", name, "batch_size=8", "mini_batch_size=8"]) == 0
+    hint = capsys.readouterr().out.strip().splitlines()[-1]
+    assert shlex.split(hint.removeprefix("run it with: ")) == ["bash", str(out / "run_verl.sh")]
+    script = out / "run_verl.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python3").write_text('#!/usr/bin/env bash\nprintf "%s\\0" "$@"\n')
+    (fake_bin / "python3").chmod(0o755)
+    result = subprocess.run(["bash", str(script)], capture_output=True, cwd=tmp_path, timeout=60,
+                            env={**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr
+    assert not list(tmp_path.glob("PWNED*")) and not list(out.glob("PWNED*"))  # nothing was executed
+    argv = result.stdout.decode().split("\0")[:-1]
+    assert argv[:2] == ["-m", "verl.trainer.main_ppo"]
+    values = _hydra_values(argv[2:])
+    assert values["actor_rollout_ref.model.path"] == HOSTILE
+    assert values["trainer.experiment_name"] == name
+    assert values["data.train_files"] == str(out / "train.parquet")
+    assert values["trainer.default_local_dir"] == f"{out}/checkpoints/{name}"
+    assert values["trainer.nnodes"] == 1 and values["actor_rollout_ref.rollout.n"] == 8
+
+
+def test_a_number_from_the_environment_is_checked(exported: Path) -> None:
+    result = subprocess.run(["bash", str(exported / "run_verl.sh")], capture_output=True, text=True,
+                            env={**os.environ, "NNODES": "2; touch PWNED"}, timeout=60)
+    assert result.returncode == 2 and "NNODES" in result.stderr
+
+
+def _changed(value: object) -> object:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    return "x"
+
+
+def test_every_setting_is_exported_or_refused() -> None:
+    import dataclasses
+
+    from oneshot_rlvr.export.verl import EXPRESSED, NOT_EXPRESSIBLE, PPO_ONLY, SPEED_ONLY
+
+    groups = [EXPRESSED, SPEED_ONLY, PPO_ONLY, set(NOT_EXPRESSIBLE)]
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert sorted(n for g in groups for n in g) == sorted(names)  # each setting in exactly one group
+    for name in NOT_EXPRESSIBLE:
+        cfg = dataclasses.replace(PAPER, **{name: _changed(getattr(TrainConfig(), name))})
+        with pytest.raises(RlvrError, match=f"setting {name}="):
+            verl_overrides(cfg, train_rows=128)
+
+
+@pytest.mark.parametrize("setting", ["lora_r=16", "seed=5", "keep_checkpoints=2", "beta2=0.99"])
+def test_the_command_refuses_settings_verl_cannot_express(setting: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    train = tmp_path / "t.jsonl"
+    train.write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n")
+    assert main(["export", "verl", "--train", str(train), "--val", str(train), "--model", "m", "--out",
+                 str(tmp_path / "o"), setting]) == 2
+    assert f"setting {setting.split('=')[0]}=" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "run_verl.sh").exists()
+
+
+def test_val_every_zero_turns_verl_validation_off() -> None:
+    values = {o.key: o.value for o in verl_overrides(apply_overrides(PAPER, {"val_every": 0}, where="t"),
+                                                     train_rows=128)}
+    assert values["trainer.test_freq"] == "-1" and values["trainer.val_before_train"] == "False"
+
+
+def test_out_naming_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taken").write_text("x")
+    assert main(["export", "verl", "--train", "t", "--val", "v", "--model", "m", "--out", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "taken" in err

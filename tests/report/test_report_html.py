@@ -176,7 +176,7 @@ def test_corrupt_eval_results_names_the_file(tmp_path: Path) -> None:
 def test_without_matplotlib_one_line_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = make_run(tmp_path)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(RlvrError, match=re.escape("pip install 'oneshot-rlvr[plots]'")):
+    with pytest.raises(RlvrError, match=re.escape("-e '.[plots]'")):
         write_report(run)
 
 

@@ -146,3 +146,34 @@ def test_history_run_with_the_real_trainer(tiny_model_dir: Path, tmp_path: Path,
     lines = (out / "ranking.tsv").read_text().splitlines()
     assert [line.split("\t")[1] for line in lines] == [k for k, _ in rank_std(history)]
     assert capsys.readouterr().out.splitlines() == lines
+
+
+def test_history_may_be_a_run_folder(history_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["select", "--history", str(history_file.parent)]) == 0
+    assert capsys.readouterr().out == "1\t9\t0.500000\n2\t7\t0.408248\n3\t8\t0.000000\n"
+
+
+def test_seed_without_random_is_an_error(history_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["select", "--history", str(history_file), "--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and "--method" in err
+    assert main(["select", "--history", str(history_file), "--seed", "3", "--method", "random"]) == 0
+
+
+def test_out_over_an_existing_file_is_an_error(history_file: Path, pool_file: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mine.jsonl"
+    out.write_text("keep me\n")
+    assert main(["select", "--history", str(history_file), "--pool", str(pool_file), "--rank", "1",
+                 "--out", str(out)]) == 2
+    assert "--out" in capsys.readouterr().err and out.read_text() == "keep me\n"
+
+
+def test_a_ranking_of_ties_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    flat = tmp_path / "flat.json"
+    flat.write_text(json.dumps({"1": [0.0, 0.0], "2": [0.0, 0.0], "3": [0.0]}))
+    assert main(["select", "--history", str(flat)]) == 0
+    assert "all 3 examples score 0" in caplog.text
+    caplog.clear()
+    assert main(["select", "--history", str(flat.parent / "flat.json"), "--method", "lim"]) == 0
+    assert "all 3 examples score" in caplog.text

@@ -49,3 +49,24 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["world", "pretrain", "--mix", "boxed_careful=2", "--out", str(tmp_path / "m")]) == 2
     assert main(["world", "pretrain", "--init", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
     assert main(["world", "export", "--split", "val", "--out", str(tmp_path / "missing" / "x.jsonl")]) == 2
+
+
+def test_every_world_option_has_help_and_pretrain_does_not_claim_to_resume_a_finished_run() -> None:
+    import argparse
+
+    from oneshot_rlvr.cli import build_parser
+
+    world = next(a for a in build_parser()._subparsers._group_actions[0].choices["world"]._actions  # type: ignore[union-attr]
+                 if isinstance(a, argparse._SubParsersAction))
+    for name, sub in world.choices.items():
+        for action in sub._actions:
+            assert action.help, f"rlvr world {name} {action.option_strings}: no help text"
+    out_help = next(a.help for a in world.choices["pretrain"]._actions if "--out" in a.option_strings)
+    assert "--init" in out_help and "interrupted" in out_help
+
+
+def test_pretrain_keeps_a_finished_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m/pretrain.json").write_text("{}")
+    assert main(["world", "pretrain", "--out", str(tmp_path / "m")]) == 2
+    assert "--init" in capsys.readouterr().err and (tmp_path / "m/pretrain.json").read_text() == "{}"

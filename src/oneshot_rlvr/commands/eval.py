@@ -66,6 +66,9 @@ def _device(name: str) -> str:
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RlvrError(f"--device {name}: this PyTorch sees no CUDA GPU (CPU-only build or no driver); "
+                        "use --device cpu or auto")
     return name
 
 
@@ -96,6 +99,8 @@ def _check(args: argparse.Namespace) -> None:
         raise RlvrError("give exactly one of --model PATH_OR_ID and --run RUN")
     if args.model and not args.out:
         raise RlvrError("--model needs --out DIR for results.json and records.jsonl")
+    if args.run and args.out:
+        raise RlvrError("--run writes into RUN/eval/<step>/; drop --out (it is for --model)")
     if args.every is not None and (not args.run or args.every < 1):
         raise RlvrError("--every K needs --run and K >= 1")
     for flag in ("limit", "n", "max_new_tokens", "batch_rows"):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
+
+from oneshot_rlvr.errors import RlvrError
 
 HELP = "write a verl run (parquet data, reward_fn.py, run_verl.sh) with this project's recipe"
 
@@ -32,11 +35,13 @@ def run(args: argparse.Namespace) -> int:
     from oneshot_rlvr.data import expand_to_batch, load_problems
     from oneshot_rlvr.export.verl import VERL_VERSION, export_verl
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise RlvrError(f"--out {args.out}: a file of that name exists; the export needs a folder")
     flags = [f"train_file={args.train}", f"val_file={args.val}", f"model={args.model}"]
     cfg = resolve_config(args.preset, args.config, [*args.settings, *flags])
     cfg.validate(world_size=1)
     problems = load_problems(cfg.train_file, question_field=cfg.question_field or None,
-                             answer_field=cfg.answer_field or None)
+                             answer_field=cfg.answer_field or None, skip_bad_rows=cfg.skip_bad_rows)
     train = expand_to_batch(problems, cfg.batch_size)
     val = load_problems(cfg.val_file)
     if cfg.val_limit:
@@ -46,5 +51,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(train)} training rows, {len(val)} validation rows for verl {VERL_VERSION}:")
     for path in paths.values():
         print(f"  {path}")
-    print(f"run it with: bash {paths['script']}")
+    print(f"run it with: bash {shlex.quote(str(paths['script']))}")
     return 0

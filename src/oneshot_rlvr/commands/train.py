@@ -22,31 +22,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--answer", help="gold answer of --problem")
     parser.add_argument("--train-file", help="problem file: JSONL (question/answer) or verl parquet")
     parser.add_argument("--quiet", action="store_true", help="plain log lines instead of a progress bar")
-    parser.add_argument("--help-config", action="store_true", help="list every setting with its default and meaning")
+    parser.add_argument("--help-config", action="store_true",
+                        help="list every setting by group with its type, default and meaning "
+                             "(with --preset, --config and KEY=VALUE: the values they give)")
+
+# Options that describe a new run; a resumed run takes all of them from its config.yaml.
+_NEW_RUN_OPTIONS = ("out", "preset", "config", "pool", "index", "problem", "answer", "train_file")
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_resume(args: argparse.Namespace) -> Path:
+    given = [_option(name) for name in _NEW_RUN_OPTIONS if getattr(args, name) is not None]
+    if given:
+        raise RlvrError(f"--resume {args.resume} continues that run with its own config.yaml; drop {given[0]} "
+                        "(settings to change go as KEY=VALUE)")
+    out = Path(args.resume)
+    if not (out / "config.yaml").exists():
+        raise RlvrError(f"{out}: no config.yaml, so not a run folder to resume")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
-    from oneshot_rlvr.config import TrainConfig, field_docs, load_config, parse_key_values, resolve_config
+    from oneshot_rlvr.config import apply_overrides, describe_settings, load_config, parse_key_values, resolve_config
 
-    if args.help_config:
-        defaults = TrainConfig()
-        for name, doc in field_docs().items():
-            print(f"{name} (default {getattr(defaults, name)!r}): {doc}")
-        return 0
     flags = {"pool": args.pool, "index": args.index, "problem": args.problem, "answer": args.answer,
              "train_file": args.train_file}
     overrides = list(args.settings) + [f"{k}={v}" for k, v in flags.items() if v is not None]
+    if args.help_config:
+        print(describe_settings(resolve_config(args.preset, args.config, overrides), width=_width()))
+        return 0
     if args.resume:
-        out = Path(args.resume)
-        if not (out / "config.yaml").exists():
-            raise RlvrError(f"{out}: no config.yaml, so not a run folder to resume")
-        from oneshot_rlvr.config import apply_overrides
-
+        out = _check_resume(args)
         config = apply_overrides(load_config(out / "config.yaml"), parse_key_values(overrides), where="command line")
     else:
         if not args.out:
             raise RlvrError("--out DIR is required (or --resume DIR)")
         out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise RlvrError(f"--out {out}: a file of that name exists; a run folder needs another name")
         config = resolve_config(args.preset, args.config, overrides)
 
     from oneshot_rlvr.train import train
@@ -54,3 +70,10 @@ def run(args: argparse.Namespace) -> int:
     train(config, out, resume=bool(args.resume), quiet=args.quiet)
     print(f"run folder: {out}")
     return 0
+
+
+def _width() -> int:
+    """The terminal's width, kept between 60 and 100 columns."""
+    import shutil
+
+    return max(60, min(100, shutil.get_terminal_size((100, 24)).columns))

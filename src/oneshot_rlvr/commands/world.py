@@ -24,10 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="world_command", metavar="SUBCOMMAND", parser_class=type(parser))
 
     pre = sub.add_parser("pretrain", help="pretrain the world's tiny Qwen2 model from its corpus")
-    pre.add_argument("--out", default="world-tiny", help="output folder; resumes from its checkpoint if present")
+    pre.add_argument("--out", default="world-tiny",
+                     help="output folder; an interrupted pretraining there resumes from its checkpoint.pt, a finished "
+                          "one is kept (continue from it with --init)")
     pre.add_argument("--tokens", type=int, default=None, help="training tokens (default 7,500,000)")
     pre.add_argument("--seed", type=int, default=0, help="seed of the tokenizer, weights and corpus stream")
-    pre.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    pre.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
     pre.add_argument("--autocast", choices=AUTOCAST_CHOICES, default="auto",
                      help="bf16 autocast: auto (where the device has native bf16), bf16 or none")
     pre.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
@@ -39,16 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="override a corpus-mix setting, e.g. careless=0.7 (repeatable)")
 
     exp = sub.add_parser("export", help="write one split of the world's problems as JSONL")
-    exp.add_argument("--split", choices=("test", "val", "train"), required=True)
+    exp.add_argument("--split", choices=("test", "val", "train"), required=True,
+                     help="which problems: test (for eval), val (for validation) or train (for select/train)")
     exp.add_argument("--out", required=True, help="the JSONL file to write")
     exp.add_argument("--n", type=int, default=None, help="number of problems (default: 500 test/val, 1000 train)")
-    exp.add_argument("--seed", type=int, default=0)
+    exp.add_argument("--seed", type=int, default=0, help="seed of the world the problems come from (default 0)")
 
     mea = sub.add_parser("measure", help="greedy, forced-style and sampled accuracy of a model on a split")
     mea.add_argument("--model", default="builtin:tiny", help="model folder or builtin:tiny")
-    mea.add_argument("--split", choices=("test", "val", "train"), default="val")
-    mea.add_argument("--n", type=int, default=500)
-    mea.add_argument("--seed", type=int, default=0)
+    mea.add_argument("--split", choices=("test", "val", "train"), default="val",
+                     help="which problems to measure on (default val)")
+    mea.add_argument("--n", type=int, default=500, help="number of problems (default 500)")
+    mea.add_argument("--seed", type=int, default=0, help="seed of the world the problems come from (default 0)")
     mea.add_argument("--template", default="qwen25-math-cot", help="prompt template of the questions")
     mea.add_argument("--samples", type=int, default=1, help="T = 1 samples per problem for style frequencies")
     mea.add_argument("--out", default=None, help="also write the figures as JSON here")
@@ -70,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
 def _pretrain(args: argparse.Namespace) -> int:
     from oneshot_rlvr.world.pretrain import PretrainConfig, pretrain
 
+    out = Path(args.out)
+    if (out / "pretrain.json").exists() and not (out / "checkpoint.pt").exists():
+        raise RlvrError(f"--out {out} already holds a finished pretraining; continue from it with --init {out} "
+                        "and another --out, or choose a new --out")
     config = PretrainConfig(seed=args.seed, device=args.device, autocast=args.autocast, threads=args.threads,
                             init_from=args.init, mix=_mix(args.mix))
     if args.tokens is not None:

@@ -20,6 +20,10 @@ from oneshot_rlvr.errors import RlvrError
 
 log = logging.getLogger(__name__)
 
+
+class BadRowError(RlvrError):
+    """A row without question text or answer (what `skip_bad_rows` leaves out)."""
+
 QUESTION_FIELDS = ("question", "problem", "prompt", "query", "input", "Question", "content")
 ANSWER_FIELDS = ("answer", "final_answer", "reward_model.ground_truth", "ground_truth", "gt", "target", "Answer")
 ID_FIELDS = ("id", "idx", "unique_id", "extra_info.index", "index", "ID")
@@ -122,7 +126,7 @@ def problems_from_rows(
             problem_text = f"has a missing or empty answer (field {field!r})"
         if problem_text is not None:
             if not skip_bad_rows:
-                raise RlvrError(f"{where}: {label} {problem_text}")
+                raise BadRowError(f"{where}: {label} {problem_text}")
             skipped.append(label)
             continue
         assert question is not None and answer is not None

@@ -1,8 +1,11 @@
 """A training run's accuracy-by-step curve: evaluate RUN/checkpoints/step_N/ into RUN/eval/N/.
 
 Full checkpoints load as they are; LoRA checkpoints (an adapter only) are merged into the run's base
-model (`model` in RUN/config.yaml). A step whose results already cover the requested benchmarks is
-read back instead of rerun, so the command can follow a run that is still training.
+model (`model` in RUN/config.yaml). Each step's results.json holds every benchmark evaluated there, each
+with the protocol that produced it (`run_protocol`): a benchmark already evaluated under the same protocol
+is read back instead of rerun (so the command can follow a run that is still training), one under another
+protocol is evaluated again, and new benchmarks join the old ones. Old results stay on disk until the new
+ones are written.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from oneshot_rlvr.errors import RlvrError
-from oneshot_rlvr.eval.benchmarks import Benchmark
-from oneshot_rlvr.eval.run import EvalOptions, evaluate_benchmarks, load_benchmarks
+from oneshot_rlvr.errors import RlvrError, install_hint
+from oneshot_rlvr.eval.benchmarks import PAPER_BENCHMARKS, Benchmark
+from oneshot_rlvr.eval.metrics import benchmark_average
+from oneshot_rlvr.eval.run import EvalOptions, evaluate_benchmarks, load_benchmarks, run_protocol, write_outputs
 from oneshot_rlvr.progress import bar, nested_bars_off
 from oneshot_rlvr.tracking import Tracker, run_tracker
 
@@ -77,7 +81,7 @@ def _load_checkpoint(run_dir: Path, folder: Path, load_options: Any, device: Any
     try:
         from peft import PeftModel
     except ImportError:
-        raise RlvrError("evaluating LoRA checkpoints needs peft: pip install 'oneshot-rlvr[lora]'") from None
+        raise RlvrError(f"evaluating LoRA checkpoints needs peft: {install_hint('lora')}") from None
     return PeftModel.from_pretrained(load_model(base, opts, device), str(folder)).merge_and_unload()
 
 
@@ -108,31 +112,37 @@ def evaluate_run(
     if not steps:
         raise RlvrError(f"{run}/checkpoints: no step_N/ checkpoint folders" + (f" at multiples of {every}"
                                                                                if every else ""))
-    wanted = {b.name for b in benchmarks}
-    problems = load_benchmarks(benchmarks, options)
+    opts = options or EvalOptions()
+    problems = load_benchmarks(benchmarks, opts)
     tracker = _run_tracker(run)
     progress = bar(len(steps), "rlvr eval", "checkpoint")
     curve = []
     for step, folder in steps:
         out = run / "eval" / str(step)
-        done = out / "results.json"
         progress.set_postfix(step=step)
-        if done.exists() and (out / "records.jsonl").exists():
-            previous = json.loads(done.read_text(encoding="utf-8"))
-            if wanted <= set(previous.get("benchmarks", {})):
-                log.info("step %d: already evaluated (%s); skipping", step, done)
-                curve.append((step, previous))
-                progress.update(1)
-                continue
-        log.info("step %d: evaluating %s", step, folder)
+        previous, old_records = _read_step(out)
+        todo = [b for b in benchmarks if _recorded_protocol(previous, b.name) != run_protocol(b, opts)]
+        if not todo:
+            log.info("step %d: %s already evaluated with this protocol (%s); skipping", step,
+                     ", ".join(b.name for b in benchmarks), out / "results.json")
+            curve.append((step, previous))
+            progress.update(1)
+            continue
+        for b in todo:
+            if _recorded_protocol(previous, b.name) is not None:
+                log.info("step %d: %s was evaluated with another protocol (%s); evaluating it again", step, b.name,
+                         _recorded_protocol(previous, b.name))
+        log.info("step %d: evaluating %s on %s", step, folder, ", ".join(b.name for b in todo))
         with nested_bars_off():
             tok = load_tokenizer(_run_tokenizer_source(run, folder, tokenizer))
             model = _load_checkpoint(run, folder, load_options, device)
-        engine = HFRolloutEngine(model, tok, max_batch_rows=batch_rows, stop=(options or EvalOptions()).stop)
-        results, _ = evaluate_benchmarks(engine, tok, benchmarks, options, out_dir=out, model=str(folder),
-                                         step=step, problems=problems)
-        curve.append((step, results))
-        tracker.log(eval_metrics(results), step=step)
+        engine = HFRolloutEngine(model, tok, max_batch_rows=batch_rows, stop=opts.stop)
+        results, records = evaluate_benchmarks(engine, tok, todo, opts, model=str(folder), step=step,
+                                               problems=problems)
+        merged, merged_records = _merge(previous, old_records, results, records)
+        write_outputs(out, merged, merged_records)
+        curve.append((step, merged))
+        tracker.log(eval_metrics(merged), step=step)
         progress.update(1)
         del engine, model
     progress.close()
@@ -165,3 +175,33 @@ def _run_tracker(run_dir: Path) -> Tracker:
     if not isinstance(settings, dict) or not settings.get("report_to"):
         return Tracker({})
     return run_tracker(settings, run_dir, resume=True, log_config=False)
+
+
+def _read_step(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A step's results.json and records.jsonl, or empty ones when the step has none (or only half)."""
+    results, records = out / "results.json", out / "records.jsonl"
+    if not (results.exists() and records.exists()):
+        return {}, []
+    try:
+        previous = json.loads(results.read_text(encoding="utf-8"))
+        rows = [json.loads(line) for line in records.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError) as err:
+        raise RlvrError(f"{out}: cannot read the earlier results ({err}); move them away to evaluate again") from None
+    return previous, rows
+
+
+def _recorded_protocol(results: dict[str, Any], name: str) -> Any:
+    return results.get("benchmarks", {}).get(name, {}).get("protocol")
+
+
+def _merge(previous: dict[str, Any], old_records: list[dict[str, Any]], new: dict[str, Any],
+           new_records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The step's results with the new benchmarks' entries in place of (or beside) the old ones."""
+    replaced = set(new["benchmarks"])
+    benchmarks = {k: v for k, v in previous.get("benchmarks", {}).items() if k not in replaced}
+    benchmarks.update(new["benchmarks"])
+    records = [r for r in old_records if r.get("benchmark") not in replaced] + new_records
+    merged = {**new, "benchmarks": benchmarks, "average": benchmark_average(benchmarks, PAPER_BENCHMARKS)}
+    if any("harness_accuracy" in b for b in benchmarks.values()):
+        merged["harness_average"] = benchmark_average(benchmarks, PAPER_BENCHMARKS, key="harness_accuracy")
+    return merged, records

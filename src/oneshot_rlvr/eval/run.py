@@ -73,6 +73,10 @@ class EvalOptions:
     the EOS ids and the tokens </s>, <|im_end|>, <|endoftext|> (151645 and 151643 for Qwen2.5 models)."""
 
 
+DEFAULT_GRADER = "math-verify"
+"""The rule that grades math benchmarks (lenient extraction, then math-verify equality), as results record it."""
+
+
 def protocol_for(bench: Benchmark, options: EvalOptions) -> Protocol:
     """The benchmark's protocol with the options' overrides applied."""
     p = bench.protocol
@@ -82,6 +86,26 @@ def protocol_for(bench: Benchmark, options: EvalOptions) -> Protocol:
         top_p=options.top_p if options.top_p is not None else p.top_p,
         max_new_tokens=options.max_new_tokens if options.max_new_tokens is not None else p.max_new_tokens,
     )
+
+
+def run_protocol(bench: Benchmark, options: EvalOptions) -> dict[str, Any]:
+    """Everything that decides a benchmark's numbers, recorded beside them in results.json: `eval --run`
+    reuses a step's results only for the same protocol. Other options join as keys of this dict."""
+    proto = protocol_for(bench, options)
+    if proto.temperature <= 0 and proto.n > 1:  # greedy samples once, whatever n says
+        proto = replace(proto, n=1)
+    return {
+        **asdict(proto), "template": bench.template or options.template, "limit": options.limit,
+        "seed": options.seed if proto.temperature > 0 else None,  # greedy decoding does not depend on it
+        "grader": _graders(options.grader) if bench.kind == "math" else bench.kind,
+        "stop": options.stop,
+    }
+
+
+def _graders(grader: str) -> str:
+    """The verdicts a math benchmark's records hold: ours always; the harness's too with harness or both (which
+    differ only in the table printed, so a step graded under one is not graded again under the other)."""
+    return DEFAULT_GRADER if grader == "ours" else f"{DEFAULT_GRADER}+harness"
 
 
 def evaluate_problems(
@@ -208,10 +232,8 @@ def evaluate_benchmarks(
             n=proto.n, seed=opts.seed, benchmark=bench.name, kind=bench.kind, chunk_rows=opts.chunk_rows,
             grader=opts.grader,
         )
-        if proto.temperature <= 0 and proto.n > 1:
-            proto = replace(proto, n=1)
         per_benchmark[bench.name] = {
-            "label": bench.column, "kind": bench.kind, "protocol": {**asdict(proto), "template": template},
+            "label": bench.column, "kind": bench.kind, "protocol": run_protocol(bench, opts),
             **metrics, "seconds": round(time.perf_counter() - began, 3),
         }
         all_records.extend(records)

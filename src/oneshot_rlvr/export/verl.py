@@ -85,7 +85,7 @@ REWARD_MODULE = '''\
 verl loads this file by path (custom_reward_function.path) and calls compute_score once per response.
 The score is oneshot-rlvr's training reward: 1.0 when the last boxed answer of the response equals the
 label (string, numeric or symbolic equality), else 0.0; no format or length term. Every node that
-scores responses needs the package: pip install oneshot-rlvr
+scores responses needs the package: pip install -e . in a oneshot-rlvr checkout
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ from typing import Any
 try:
     from oneshot_rlvr.reward.adapters import compute_score as _math_score
 except ImportError as err:  # one line that says what to install on the workers
-    raise ImportError("reward_fn.py needs oneshot-rlvr on every verl node: pip install oneshot-rlvr") from err
+    raise ImportError(
+        "reward_fn.py needs oneshot-rlvr on every verl node: pip install -e . in a oneshot-rlvr checkout"
+    ) from err
 
 
 def compute_score(
@@ -108,16 +110,43 @@ def compute_score(
 
 @dataclass(frozen=True)
 class Override:
-    """One Hydra override of verl's config; `shell` values are expanded by bash, others are literal."""
+    """One Hydra override of verl's config. A `shell` value is expanded by bash when the script runs (it names
+    the script's variables) and handed to Hydra as a quoted string, so that any path survives both; other
+    values are literal (numbers, booleans, names we choose) and only shell-quoted."""
 
     key: str
     value: str
     why: str = ""
     shell: bool = False
+    number: bool = False
+    """A shell value the script has checked to be a whole number: handed to Hydra as it is."""
 
     def line(self) -> str:
-        text = f'{self.key}="{self.value}"' if self.shell else shlex.quote(f"{self.key}={self.value}")
+        if self.shell and self.number:
+            text = f'"{self.key}={self.value}"'
+        elif self.shell:
+            text = f'"{self.key}=$(hydra_str "{self.value}")"'
+        else:
+            text = shlex.quote(f"{self.key}={self.value}")
         return f"    {text}" + (f"  # {self.why}" if self.why else "")
+
+
+# Bash: a value as a single-quoted Hydra string that verl reads back unchanged. Hydra's quoted strings escape
+# the quote and the backslashes right before a quote or the end; OmegaConf then reads ${...} as an
+# interpolation unless escaped as \${...} (with the backslashes before it doubled). Commas, =, brackets, # and
+# spaces need nothing more inside quotes.
+HYDRA_STR = r"""hydra_str() {
+  local s=$1 out="" bs="" c i
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    if [[ $c == "\\" ]]; then bs+=$c; continue; fi
+    if [[ $c == "'" ]]; then out+="$bs$bs\\'"
+    elif [[ $c == '$' && ${s:i+1:1} == '{' ]]; then out+="$bs$bs\\\$"
+    else out+="$bs$c"; fi
+    bs=""
+  done
+  printf "'%s'" "$out$bs$bs"
+}"""
 
 
 def _num(x: float) -> str:
@@ -125,8 +154,69 @@ def _num(x: float) -> str:
     return repr(float(x)).replace("e-0", "e-").replace("e+0", "e+")
 
 
+# Every TrainConfig setting sits in one of the four groups below (a test checks that none is missing).
+EXPRESSED = frozenset({
+    "model", "train_file", "question_field", "answer_field", "skip_bad_rows", "template", "max_prompt_tokens",
+    "n", "temperature", "top_p", "top_k", "max_new_tokens", "reward", "algo", "adv_norm", "loss_agg", "pg_coef",
+    "entropy_coef", "kl_coef", "kl_kind", "clip_low", "clip_high", "lr", "warmup_steps", "weight_decay", "grad_clip",
+    "batch_size", "mini_batch_size", "ppo_epochs", "steps", "save_every", "val_file", "val_every", "val_limit",
+    "val_template", "stop",
+})
+"""Settings the export writes: verl overrides in run_verl.sh, or the parquet rows (template, fields, limit); stop
+must be eos, where verl's vLLM rollout stops."""
+
+SPEED_ONLY = frozenset({
+    "device", "autocast", "attn_implementation", "gradient_checkpointing", "micro_batch_size", "micro_batch_tokens",
+    "rollout_batch_rows", "rollout_processes", "rollout_cuda_graphs", "rollout_dtype", "keep_trainer_state",
+    "trust_checkpoint",
+})
+"""Settings of our trainer alone (its speed, memory or disk use, how it opens its own run folders); verl (FSDP,
+vLLM) chooses its own."""
+
+PPO_ONLY = frozenset({"vf_coef", "critic_lr", "value_clip", "gamma", "lam"})
+"""Settings of algo=ppo, which the export refuses; GRPO does not read them."""
+
+NOT_EXPRESSIBLE: dict[str, str] = {
+    "dtype": "verl keeps float32 master weights under FSDP mixed precision",
+    "lora_r": "the export trains all weights",
+    "lora_alpha": "the export trains all weights",
+    "pool": "give the training problems with --train",
+    "index": "give the training problems with --train",
+    "problem": "give the training problems with --train",
+    "answer": "give the training problems with --train",
+    "beta1": "verl 0.4.1's actor optimizer has no betas setting",
+    "beta2": "verl 0.4.1's actor optimizer has no betas setting",
+    "seed": "verl 0.4.1 seeds its sampling and data order on its own",
+    "keep_checkpoints": "the launch script keeps every verl checkpoint",
+    "val_max_new_tokens": "verl validates with the training response length (max_new_tokens)",
+    "random_reward_p": "the exported reward_fn.py is the math reward",
+    "entropy_reward_level": "the exported reward_fn.py is the math reward",
+    "loss": "the export writes verl's clipped policy-gradient loss",
+    "ratio_level": "the export writes verl's per-token ratio and clip",
+    "pos_weight": "the export does not map W-REINFORCE's weighting",
+    "entropy_token_quantile": "the export does not map the high-entropy token mask",
+    "mask_truncated": "the export does not map DAPO's truncation mask",
+    "overlong_penalty": "the export does not map DAPO's overlong penalty",
+    "overlong_buffer": "the export does not map DAPO's overlong penalty",
+    "report_to": "the launch script logs to verl's console logger",
+    "tracking_project": "the launch script logs to verl's console logger",
+    "tracking_name": "the launch script logs to verl's console logger",
+}
+"""Settings verl cannot express from this export: any value but the default is an error naming it."""
+
+
+def check_expressible(cfg: TrainConfig) -> None:
+    """Refuse a setting the launch script could not carry, rather than write a script that silently drops it."""
+    defaults = TrainConfig()
+    for name, why in NOT_EXPRESSIBLE.items():
+        if getattr(cfg, name) != getattr(defaults, name):
+            raise RlvrError(f"setting {name}={getattr(cfg, name)!r}: the verl export cannot express it ({why}); "
+                            f"leave it at its default {getattr(defaults, name)!r}")
+
+
 def verl_overrides(cfg: TrainConfig, *, train_rows: int) -> list[Override]:
     """The run's settings as verl 0.4.1 overrides, key by key; settings verl cannot express are an error."""
+    check_expressible(cfg)
     if cfg.algo != "grpo":
         raise RlvrError(f"setting algo={cfg.algo!r}: the verl export covers grpo only")
     if cfg.adv_norm == "batch":
@@ -135,6 +225,9 @@ def verl_overrides(cfg: TrainConfig, *, train_rows: int) -> list[Override]:
         raise RlvrError(f"setting reward={cfg.reward!r}: the exported reward_fn.py scores with the math reward only")
     if cfg.pg_coef != 1.0:
         raise RlvrError(f"setting pg_coef={cfg.pg_coef}: verl has no policy-gradient coefficient")
+    if cfg.stop != "eos":
+        raise RlvrError(f"setting stop={cfg.stop!r}: verl's vLLM rollout stops at the model's EOS ids only (stop=eos, "
+                        "the pi1 preset's)")
     steps_per_epoch = train_rows // cfg.batch_size  # verl's loader drops the last partial batch
     epochs = math.ceil(cfg.steps / steps_per_epoch)
     a, r = "actor_rollout_ref.actor", "actor_rollout_ref.rollout"
@@ -176,7 +269,7 @@ def verl_overrides(cfg: TrainConfig, *, train_rows: int) -> list[Override]:
         o(r + ".temperature", _num(cfg.temperature), "also divides the logits of log-probs and entropy"),
         o(r + ".top_p", _num(cfg.top_p)),
         o(r + ".top_k", str(cfg.top_k or -1), "-1 = off for vLLM"),
-        o(r + ".tensor_model_parallel_size", "${ROLLOUT_TP}", shell=True),
+        o(r + ".tensor_model_parallel_size", "${ROLLOUT_TP}", shell=True, number=True),
         o(r + ".gpu_memory_utilization", "0.6"),
         o(r + ".val_kwargs.do_sample", "False", "greedy validation"),
         o(r + ".val_kwargs.temperature", "0"),
@@ -184,13 +277,13 @@ def verl_overrides(cfg: TrainConfig, *, train_rows: int) -> list[Override]:
         o("custom_reward_function.path", "${HERE}/reward_fn.py", shell=True),
         o("custom_reward_function.name", "compute_score"),
         o("reward_model.reward_manager", "naive"),
-        o("trainer.nnodes", "${NNODES}", shell=True),
-        o("trainer.n_gpus_per_node", "${GPUS_PER_NODE}", shell=True),
+        o("trainer.nnodes", "${NNODES}", shell=True, number=True),
+        o("trainer.n_gpus_per_node", "${GPUS_PER_NODE}", shell=True, number=True),
         o("trainer.total_training_steps", str(cfg.steps)),
         o("trainer.total_epochs", str(epochs), f"{steps_per_epoch} step(s) per pass over train.parquet"),
         o("trainer.save_freq", str(cfg.save_every or -1)),
-        o("trainer.test_freq", str(cfg.val_every)),
-        o("trainer.val_before_train", "True"),
+        o("trainer.test_freq", str(cfg.val_every or -1), "-1 = off"),
+        o("trainer.val_before_train", str(cfg.val_every > 0)),
         o("trainer.critic_warmup", "0"),
         o("trainer.logger", "[console]"),
         o("trainer.project_name", "oneshot_rlvr"),
@@ -212,11 +305,17 @@ def launch_script(overrides: Sequence[Override], *, model: str, nnodes: int, gpu
         "# script on the head node with NNODES set. Arguments are extra Hydra overrides (the last wins).",
         "set -euo pipefail",
         'HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
-        f'MODEL="${{MODEL:-{model}}}"',
-        f'NNODES="${{NNODES:-{nnodes}}}"',
-        f'GPUS_PER_NODE="${{GPUS_PER_NODE:-{gpus_per_node}}}"',
+        # Written values are shell-quoted, so a name like $(cmd) or one with quotes stays a name.
+        f'[[ -n "${{MODEL:-}}" ]] || MODEL={shlex.quote(model)}',
+        f'[[ -n "${{EXPERIMENT:-}}" ]] || EXPERIMENT={shlex.quote(name)}',
+        f'NNODES="${{NNODES:-{int(nnodes)}}}"',
+        f'GPUS_PER_NODE="${{GPUS_PER_NODE:-{int(gpus_per_node)}}}"',
         'ROLLOUT_TP="${ROLLOUT_TP:-1}"',
-        f'EXPERIMENT="${{EXPERIMENT:-{name}}}"',
+        "for var in NNODES GPUS_PER_NODE ROLLOUT_TP; do",
+        '  [[ ${!var} =~ ^[1-9][0-9]*$ ]] || { echo "run_verl.sh: $var=${!var}: not a number" >&2; exit 2; }',
+        "done",
+        "",
+        HYDRA_STR,
         "",
         "args=(",
         *(ov.line() for ov in overrides),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.errors import RlvrError, install_hint
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _add_lora(model: Any, opts: LoadOptions, adapter: str | None) -> Any:
     try:
         from peft import LoraConfig, PeftModel, get_peft_model
     except ImportError:
-        raise RlvrError("LoRA needs peft: pip install 'oneshot-rlvr[lora]'") from None
+        raise RlvrError(f"LoRA needs peft: {install_hint('lora')}") from None
     if opts.gradient_checkpointing:
         model.enable_input_require_grads()
     if adapter is not None:

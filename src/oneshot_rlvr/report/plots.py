@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.errors import RlvrError, install_hint
 from oneshot_rlvr.report.rundata import RunData, Series, load_run, read_jsonl
 
-INSTALL_HINT = "plots need matplotlib: pip install 'oneshot-rlvr[plots]'"
+INSTALL_HINT = f"plots need matplotlib: {install_hint('plots')}"
 SATURATION = 0.9  # training accuracy from which the example counts as saturated (the paper's >= 90%)
 _MARKERS_UP_TO = 40  # points per line below which each point is marked
 _SMOOTH_FROM = 60  # points per line from which a moving average is drawn over the raw curve

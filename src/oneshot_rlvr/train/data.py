@@ -11,6 +11,7 @@ import torch
 
 from oneshot_rlvr.config import TrainConfig
 from oneshot_rlvr.data import Problem, expand_to_batch, load_problems
+from oneshot_rlvr.data.problems import BadRowError
 from oneshot_rlvr.errors import RlvrError
 
 
@@ -34,7 +35,7 @@ def training_problems(cfg: TrainConfig) -> list[Problem]:
         try:
             base = load_problems(cfg.train_file, question_field=fields["question_field"],
                                  answer_field=fields["answer_field"], skip_bad_rows=cfg.skip_bad_rows)
-        except RlvrError as err:
+        except BadRowError as err:  # (only a row without question or answer: skipping cannot fix the rest)
             raise RlvrError(f"{err} (setting skip_bad_rows=true leaves such rows out)") from None
     return expand_to_batch(base, cfg.batch_size)
 

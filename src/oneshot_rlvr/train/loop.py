@@ -27,7 +27,7 @@ from oneshot_rlvr.algo import (
     truncation_mask,
     weight_positive,
 )
-from oneshot_rlvr.config import TrainConfig, save_config
+from oneshot_rlvr.config import TrainConfig, save_config, with_absolute_paths
 from oneshot_rlvr.data import Problem, render_prompt
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
@@ -48,6 +48,7 @@ from oneshot_rlvr.tracking import run_tracker
 from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.critic import Critic, outcome_token_rewards
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
+from oneshot_rlvr.train.interrupt import StopRequest, TrainingInterrupted, resume_hint, stop_request
 from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line, write_atomic
 from oneshot_rlvr.train.state import (
     CRITIC_FILE,
@@ -73,6 +74,9 @@ log = logging.getLogger("oneshot_rlvr.train")
 def pick_device(name: str) -> torch.device:
     if name == "auto" and not torch.cuda.is_available():
         return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RlvrError(f"setting device={name}: this PyTorch sees no CUDA GPU (CPU-only build or no driver); "
+                        "use device=cpu or device=auto")
     if name in ("auto", "cuda"):  # one GPU per process: this rank's
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(name)
@@ -96,6 +100,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, engine
     `engine` and `reward_fn` replace the Hugging Face engine and the `reward` setting (tests, benchmarks);
     `save_final=False` skips the checkpoint after the last step (benchmarks).
     """
+    cfg.validate()  # bad settings fail before any device or model work (again below, with the world size)
     device = pick_device(cfg.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -103,7 +108,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, engine
     try:
         reward = resolve_reward(cfg.reward, random_p=cfg.random_reward_p, entropy_level=cfg.entropy_reward_level,
                                 fn=reward_fn)
-        return _train(cfg, Path(out_dir), resume, engine, reward, quiet, device, info, save_final)
+        with stop_request() as stop:
+            return _train(cfg, Path(out_dir), resume, engine, reward, quiet, device, info, save_final, stop)
+    except KeyboardInterrupt as err:
+        if isinstance(err, TrainingInterrupted):
+            raise
+        kept = checkpoint_dirs(Path(out_dir))
+        raise TrainingInterrupted(resume_hint(Path(out_dir), kept[-1][1] if kept else None)) from None
     finally:
         dist.shutdown(info)
 
@@ -121,14 +132,14 @@ def _generate(engine: RolloutEngine, prompts: list[str], cfg: TrainConfig, step:
 
 
 def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | None, reward: Reward,
-           quiet: bool, device: torch.device, info: dist.DistInfo, save_final: bool) -> Path:
+           quiet: bool, device: torch.device, info: dist.DistInfo, save_final: bool, stop: StopRequest) -> Path:
     cfg.validate(info.world)
     # auto becomes bf16 or none here, so config.yaml (written below) records what ran and a resume keeps it.
     chosen = resolve_autocast(cfg.autocast, device)
     if cfg.autocast == "auto" and info.main:
         log.info("autocast=auto on %s: %s", describe(device),
                  "bf16" if chosen == "bf16" else "float32 (no native bf16 matmul)")
-    cfg = dataclasses.replace(cfg, autocast=chosen)
+    cfg = with_absolute_paths(dataclasses.replace(cfg, autocast=chosen))  # a resume may start anywhere
     if info.enabled and cfg.reward == "math":
         # Each rank grades its own share: split the cores between ranks rather than 8 workers each.
         from oneshot_rlvr.reward import GraderConfig, configure
@@ -139,6 +150,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     if resume and checkpoints:
         start_step, source = checkpoints[-1][0], str(checkpoints[-1][1])
         state = load_trainer_state(checkpoints[-1][1], trust=cfg.trust_checkpoint)
+    elif resume and info.main:
+        log.warning("%s: no checkpoint to resume from; starting from step 0", out)
     elif not resume and (out / "metrics.jsonl").exists():
         raise RlvrError(f"{out}: already holds a run; pass --resume to continue it or choose a new --out")
     torch.manual_seed(cfg.seed)
@@ -198,7 +211,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
                                        processes=cfg.rollout_processes, graphs=graphs, stop=cfg.stop)
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens)
-    validator = Validator.from_config(cfg, tokenizer, out if info.main else None) if cfg.val_file else None
+    validate = bool(cfg.val_file) and cfg.val_every > 0  # val_every=0: validation off
+    validator = Validator.from_config(cfg, tokenizer, out if info.main else None) if validate else None
     metrics_log = None
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +280,12 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
             metrics_log.append(row)
             write_atomic(out / "history.json", json.dumps(history.values))
             _report(bar, row)
+        # Ctrl-C on any rank: every rank stops after this step, with it saved.
+        if step < cfg.steps and dist.all_sum(float(stop.requested), info, device) > 0:
+            if saved_step != step:
+                _save(out, step, model, tokenizer, optimizer, scheduler, sampler, history, cfg, info, critic)
+            raise TrainingInterrupted(f"stopped after step {step}; "
+                                      + resume_hint(out, out / "checkpoints" / f"step_{step}"))
     if bar is not None:
         bar.close()
     if metrics_log is not None:
