@@ -51,7 +51,8 @@ def test_six_benchmarks_end_to_end(tiny_model_dir, data_dir, tmp_path, capsys):
         n = 8 if name in ("aime24", "aime25", "amc23") else 1
         assert res["protocol"] == {"n": n, "temperature": 0.6 if n == 8 else 0.0, "top_p": 1.0,
                                    "max_new_tokens": 3, "template": "qwen25-math-cot", "limit": 2,
-                                   "seed": 0 if n == 8 else None, "grader": "math-verify"}
+                                   "seed": 0 if n == 8 else None, "grader": "math-verify+harness",
+                                   "stop": "harness"}
         assert res["problems"] == 2 and res["responses"] == 2 * n
         assert 0.0 <= res["accuracy"] <= 1.0 and res["mean_response_tokens"] <= 3
         assert set(res["reflection"]["words"]) == {"rethink", "recheck", "recalculate", "re-evaluate",

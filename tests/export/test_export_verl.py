@@ -223,15 +223,35 @@ def test_command_settings_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
 HOSTILE = "/m/$(touch PWNED)/`touch PWNED2`/q\"w'e,n=x(1)[2]#3 ${oc.env:HOME} ${x} \\${y} a\\\\'b\\"
 
 
-def _hydra_values(argv: list[str]) -> dict[str, object]:
-    """Each override as verl's config will read it: Hydra's override parser, then OmegaConf's resolution."""
-    overrides_parser = pytest.importorskip(
-        "hydra.core.override_parser.overrides_parser", reason="hydra-core is in the test extra; not installed here")
-    from omegaconf import OmegaConf
+_HYDRA_PARSE = """
+import json, sys
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+parsed = OverridesParser.create().parse_overrides(json.loads(sys.stdin.read()))
+def value(o):
+    return OmegaConf.to_container(OmegaConf.create({"v": o.value()}), resolve=True)["v"]
+print(json.dumps({"sweep": any(o.is_sweep_override() for o in parsed),
+                  "values": {o.key_or_group: value(o) for o in parsed}}))
+"""
 
-    parsed = overrides_parser.OverridesParser.create().parse_overrides(argv)
-    assert not any(o.is_sweep_override() for o in parsed)  # a comma must not make a sweep
-    return {o.key_or_group: OmegaConf.create({"v": o.value()}).v for o in parsed}
+
+def _hydra_values(argv: list[str]) -> dict[str, object]:
+    """Each override as verl's config will read it: Hydra's override parser, then OmegaConf's resolution.
+
+    hydra-core pins antlr4 4.9, math-verify needs 4.13, so the two cannot share an environment: the parser runs in
+    the interpreter HYDRA_PYTHON names (CI makes one), or in this one where hydra-core happens to import."""
+    python = os.environ.get("HYDRA_PYTHON")
+    if python is None:
+        pytest.importorskip("hydra.core.override_parser.overrides_parser",
+                            reason="needs hydra-core, which conflicts with math-verify's antlr4: set HYDRA_PYTHON to "
+                                   "an interpreter that has it (.ci/run does)")
+        python = sys.executable
+    done = subprocess.run([python, "-c", _HYDRA_PARSE], input=json.dumps(argv), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert not result["sweep"]  # a comma must not make a sweep
+    return dict(result["values"])
 
 
 def test_hostile_names_reach_verl_unchanged_and_run_nothing(tmp_path: Path,
