@@ -198,7 +198,7 @@ class TrainConfig:
     report_to: str = ""
     """Stream every metrics row (validation included) and `rlvr eval --run` results live to trackers:
     comma-separated wandb, tensorboard, mlflow (empty or none: metrics.jsonl alone). Each is an optional package:
-    pip install 'oneshot-rlvr[tracking]'. Only rank 0 reports; a tracker that fails mid-run is switched off with
+    the [tracking] extra. Only rank 0 reports; a tracker that fails mid-run is switched off with
     one warning (see docs/tracking.md)."""
     tracking_project: str = ""
     """W&B project and MLflow experiment of the run (empty: oneshot-rlvr)."""

@@ -26,13 +26,13 @@ from typing import Any, Protocol
 
 import yaml
 
-from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.errors import RlvrError, install_hint
 
 log = logging.getLogger("oneshot_rlvr.tracking")
 
 BACKENDS = ("wandb", "tensorboard", "mlflow")
 _PACKAGES = {"wandb": "wandb", "tensorboard": "tensorboard", "mlflow": "mlflow"}
-INSTALL_HINT = "pip install 'oneshot-rlvr[tracking]'"
+INSTALL_HINT = install_hint("tracking")
 STATE_FILE = "tracking.json"
 DEFAULT_PROJECT = "oneshot-rlvr"
 

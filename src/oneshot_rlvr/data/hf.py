@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.errors import RlvrError, install_hint
 
 HUB_PREFIX = "hf:"
-INSTALL_HINT = "pip install 'oneshot-rlvr[datasets]' (or pip install datasets)"
+INSTALL_HINT = install_hint("datasets") + " (or pip install datasets)"
 _FOLDER_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
