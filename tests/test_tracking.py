@@ -39,7 +39,8 @@ def test_missing_package_is_one_line_with_the_install_command(monkeypatch: pytes
         cfg.validate()
     message = str(err.value)
     assert "\n" not in message
-    assert "wandb package is not installed" in message and "-e '.[tracking]'" in message and "constraints-cpu.txt" in message
+    assert "wandb package is not installed" in message
+    assert "-e '.[tracking]'" in message and "constraints-cpu.txt" in message
 
 
 class Recorder:

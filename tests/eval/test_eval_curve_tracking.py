@@ -23,7 +23,7 @@ def test_eval_metrics_names_each_benchmark_number() -> None:
 
 
 def test_run_results_reach_tensorboard_at_their_steps(tiny_model_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard", reason="TensorBoard is an optional extra: pip install -c constraints-cpu.txt -e '.[tracking]'")
+    pytest.importorskip("tensorboard", reason="TensorBoard is an optional extra ([tracking])")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "run"

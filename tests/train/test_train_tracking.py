@@ -91,9 +91,9 @@ def wandb_history(records: list[Any]) -> dict[int, dict[str, float]]:
 def test_every_row_arrives_in_each_backend_and_a_resume_continues_them(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("tensorboard", reason="TensorBoard is an optional extra: pip install -c constraints-cpu.txt -e '.[tracking]'")
-    pytest.importorskip("wandb", reason="W&B is an optional extra: pip install -c constraints-cpu.txt -e '.[tracking]'")
-    pytest.importorskip("mlflow", reason="MLflow is an optional extra: pip install -c constraints-cpu.txt -e '.[tracking]'")
+    pytest.importorskip("tensorboard", reason="TensorBoard is an optional extra ([tracking])")
+    pytest.importorskip("wandb", reason="W&B is an optional extra ([tracking])")
+    pytest.importorskip("mlflow", reason="MLflow is an optional extra ([tracking])")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -183,7 +183,7 @@ def _free_port() -> int:
 
 
 def test_only_rank_0_reports_under_torchrun(tiny_model_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard", reason="TensorBoard is an optional extra: pip install -c constraints-cpu.txt -e '.[tracking]'")
+    pytest.importorskip("tensorboard", reason="TensorBoard is an optional extra ([tracking])")
     run = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     settings = [f"model={tiny_model_dir}", *BASE, "steps=2", "save_every=0", "rollout_batch_rows=8",
