@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
+from serve_run import make_run
 
 from oneshot_rlvr.data.templates import render_prompt
 from oneshot_rlvr.errors import RlvrError
-from oneshot_rlvr.models.load import load_tokenizer, resolve_model_path
+from oneshot_rlvr.models.load import load_tokenizer
 from oneshot_rlvr.serve.checkpoint import pick_checkpoint, served_chat_template, served_copy
-
-
-def make_run(root, steps, val=None):
-    """A run folder whose step_N checkpoints are copies of the bundled tiny model."""
-    tiny = resolve_model_path("builtin:tiny")
-    for step in steps:
-        shutil.copytree(tiny, root / "checkpoints" / f"step_{step}")
-        (root / "checkpoints" / f"step_{step}" / "trainer_state.pt").write_bytes(b"resume file")
-    rows = [{"step": s, "loss": 0.1, **({"val_accuracy": val[s]} if val and s in val else {})}
-            for s in range(1, max(steps) + 1)]
-    (root / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return root
 
 
 def test_best_is_the_highest_validation_accuracy_earliest_on_ties(tmp_path):

@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to wait for /health (default 600)")
     parser.add_argument("--dry-run", action="store_true",
                         help="write the served copy and print the engine's command, without starting it")
-    parser.add_argument("engine_args", nargs=argparse.REMAINDER, metavar="-- ENGINE_ARGS",
-                        help="anything after -- goes to the engine (e.g. -- --continuous-batching)")
+    parser.add_argument("--engine-arg", action="append", default=[], metavar="ARG",
+                        help="passed on to the engine (repeatable), e.g. --engine-arg=--continuous-batching")
 
 
 def _interrupt_on_sigterm() -> None:
@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise RlvrError(f"--port must be in 1..65535 (got {args.port})")
-    extra = tuple(a for a in args.engine_args if a != "--")
     choice = pick_checkpoint(args.source, args.step)
     print(choice.reason, flush=True)
     if not args.dry_run:
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"served copy {folder}: {how}; chat template {args.template}", flush=True)
         url = f"http://{args.host}:{args.port}"
         cmd = engine_command(args.engine, folder, host=args.host, port=args.port, device=args.device,
-                             extra=extra)
+                             extra=tuple(args.engine_arg))
         if args.dry_run:
             print(shlex.join(cmd))
             return 0
