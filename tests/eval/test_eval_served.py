@@ -3,8 +3,11 @@ that name the endpoint, prompts rendered here or by the server, and a server dyi
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+
+import pytest
 
 from fake_openai import FakeOpenAI
 from oneshot_rlvr.cli import main
@@ -89,3 +92,39 @@ def test_endpoint_flags_are_checked(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.splitlines()
     assert "exactly one of --model" in err[0] and "--endpoint needs --out" in err[1]
     assert "NO_SUCH_KEY_VAR: that environment variable is not set" in err[2]
+
+
+needs_serving = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn")),
+    reason="needs pip install 'oneshot-rlvr[serve]'")
+
+
+@needs_serving
+@pytest.mark.slow
+def test_greedy_answers_through_the_server_equal_in_process_ones(tmp_path):
+    """20 world test problems, greedy: `rlvr serve`'s served copy (chat template qwen25-math-cot) asked
+    through /v1/chat/completions answers exactly what the in-process engine answers."""
+    import socket
+
+    from oneshot_rlvr.serve.checkpoint import pick_checkpoint, served_copy
+    from oneshot_rlvr.serve.server import ServerProcess, engine_command
+    from oneshot_rlvr.world.problems import generate_problems
+
+    bench = tmp_path / "world.jsonl"
+    bench.write_text("".join(json.dumps(p.row()) + "\n" for p in generate_problems("test", 20)), encoding="utf-8")
+    common = ["--benchmark", f"world={bench}", "--max-new-tokens", "64"]
+    assert main(["eval", "--model", "builtin:tiny", "--device", "cpu", "--out", str(tmp_path / "local"),
+                 *common]) == 0
+    folder, _ = served_copy(pick_checkpoint("builtin:tiny"), "qwen25-math-cot", tmp_path / "served")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = engine_command("transformers", folder, host="127.0.0.1", port=port, device="cpu")
+    with ServerProcess(cmd, f"http://127.0.0.1:{port}").start(240):
+        assert main(["eval", "--endpoint", f"http://127.0.0.1:{port}", "--out", str(tmp_path / "served_eval"),
+                     *common]) == 0
+    local = _records(tmp_path / "local" / "records.jsonl")
+    served = _records(tmp_path / "served_eval" / "records.jsonl")
+    assert len(local) == len(served) == 20
+    assert [r["response"] for r in served] == [r["response"] for r in local]
+    assert [r["correct"] for r in served] == [r["correct"] for r in local]
