@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     served.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
     served.add_argument("--max-in-flight", type=int, default=16, metavar="K",
                         help="requests open at once (default 16)")
+    served.add_argument("--serve-engine", choices=("transformers", "vllm"),
+                        help="with --run: evaluate each checkpoint through a server of its own (rlvr serve's "
+                             "engines), started and stopped per step")
     bench = parser.add_argument_group("benchmarks")
     bench.add_argument("--benchmarks", metavar="LIST",
                        help="comma-separated registry names: math500, aime24, aime25, amc23, minerva_math, "
@@ -101,6 +104,8 @@ def _check(args: argparse.Namespace) -> None:
     if (args.model or args.endpoint) and not args.out:
         raise RlvrError(f"{'--model' if args.model else '--endpoint'} needs --out DIR for results.json and "
                         f"records.jsonl")
+    if args.serve_engine and not args.run:
+        raise RlvrError("--serve-engine needs --run RUN (to serve one model, use rlvr serve and --endpoint)")
     if args.every is not None and (not args.run or args.every < 1):
         raise RlvrError("--every K needs --run and K >= 1")
     for flag in ("limit", "n", "max_new_tokens", "batch_rows", "max_in_flight"):
@@ -146,6 +151,13 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device)
     dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
     load_options = LoadOptions(dtype=dtype)
+    if args.run and args.serve_engine:
+        from oneshot_rlvr.serve.run_eval import evaluate_run_served
+
+        curve = evaluate_run_served(args.run, benchmarks, options, engine=args.serve_engine, every=args.every,
+                                    device=args.device, max_in_flight=args.max_in_flight)
+        print(format_table([(f"step {step}", res) for step, res in curve], grader))
+        return 0
     if args.run:
         curve = evaluate_run(args.run, benchmarks, options, every=args.every, device=device,
                              load_options=load_options, batch_rows=args.batch_rows, tokenizer=args.tokenizer)

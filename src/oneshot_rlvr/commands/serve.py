@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="write the served copy and print the engine's command, without starting it")
     parser.add_argument("--engine-arg", action="append", default=[], metavar="ARG",
-                        help="passed on to the engine (repeatable), e.g. --engine-arg=--continuous-batching")
+                        help="passed on to the engine (repeatable): --engine-arg=--max-model-len --engine-arg=4096")
 
 
 def _interrupt_on_sigterm() -> None:
