@@ -59,3 +59,25 @@ def test_a_clients_own_system_turn_is_kept():
         messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
         add_generation_prompt=True)
     assert text.count("system") == 1 and "Be brief." in text and "reason step by step" not in text
+
+
+def test_a_lora_checkpoint_is_merged_into_its_base(tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from oneshot_rlvr.models.load import load_model
+
+    run = tmp_path / "run"
+    folder = run / "checkpoints" / "step_1"
+    peft_model = get_peft_model(load_model("builtin:tiny"), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                                        init_lora_weights=False))
+    peft_model.save_pretrained(folder)
+    (run / "config.yaml").write_text("model: builtin:tiny\n", encoding="utf-8")
+    served, how = served_copy(pick_checkpoint(str(run)), "plain", tmp_path / "served")
+    assert how == "LoRA adapter merged into builtin:tiny (float32)" and (served / "chat_template.jinja").exists()
+    ids = torch.tensor([[5, 17, 40, 3]])
+    with torch.no_grad():
+        want = peft_model(ids).logits
+        got = load_model(str(served))(ids).logits
+    assert torch.allclose(got, want, atol=1e-4)
+    assert not torch.allclose(got, load_model("builtin:tiny")(ids).logits, atol=1e-3)  # the adapter did something

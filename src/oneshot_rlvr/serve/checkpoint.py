@@ -173,7 +173,8 @@ def _merge_lora(choice: Choice, out: Path) -> str:
         raise RlvrError("serving a LoRA checkpoint needs peft: pip install 'oneshot-rlvr[lora]'") from None
     from oneshot_rlvr.models.load import LoadOptions, load_model
 
-    model = load_model(base, LoadOptions(dtype="auto"), "cpu")
+    # float32: merging into bf16 weights would round the adapter's small updates away
+    model = load_model(base, LoadOptions(dtype="float32"), "cpu")
     merged = PeftModel.from_pretrained(model, str(choice.folder)).merge_and_unload()
     merged.save_pretrained(out, safe_serialization=True)
-    return f"LoRA adapter merged into {base}"
+    return f"LoRA adapter merged into {base} (float32)"
