@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "oneshot_rlvr.commands.demo"),
     ("train", "oneshot_rlvr.commands.train"),
     ("eval", "oneshot_rlvr.commands.eval"),
+    ("serve", "oneshot_rlvr.commands.serve"),
     ("select", "oneshot_rlvr.commands.select"),
     ("export", "oneshot_rlvr.commands.export"),
     ("world", "oneshot_rlvr.commands.world"),

@@ -20,6 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="training run folder: evaluate RUN/checkpoints/step_N/ into RUN/eval/N/")
     what.add_argument("--every", type=int, metavar="K",
                       help="with --run: only steps that are multiples of K")
+    what.add_argument("--endpoint", metavar="URL",
+                      help="an OpenAI-compatible server (rlvr serve, vllm serve, a hosted API): its base URL; "
+                           "see docs/serving.md")
+    served = parser.add_argument_group("served model (with --endpoint)")
+    served.add_argument("--served-model", metavar="NAME", help="model name to request (default: the server's first)")
+    served.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
+    served.add_argument("--max-in-flight", type=int, default=16, metavar="K",
+                        help="requests open at once (default 16)")
+    served.add_argument("--serve-engine", choices=("transformers", "vllm"),
+                        help="with --run: evaluate each checkpoint through a server of its own (rlvr serve's "
+                             "engines), started and stopped per step")
     bench = parser.add_argument_group("benchmarks")
     bench.add_argument("--benchmarks", metavar="LIST",
                        help="comma-separated registry names: math500, aime24, aime25, amc23, minerva_math, "
@@ -95,20 +106,38 @@ def _grader(args: argparse.Namespace, benchmarks: list[Any]) -> str:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if bool(args.model) == bool(args.run):
-        raise RlvrError("give exactly one of --model PATH_OR_ID and --run RUN")
-    if args.model and not args.out:
-        raise RlvrError("--model needs --out DIR for results.json and records.jsonl")
+    if sum(bool(x) for x in (args.model, args.run, args.endpoint)) != 1:
+        raise RlvrError("give exactly one of --model PATH_OR_ID, --run RUN and --endpoint URL")
+    if (args.model or args.endpoint) and not args.out:
+        raise RlvrError(f"{'--model' if args.model else '--endpoint'} needs --out DIR for results.json and "
+                        f"records.jsonl")
+    if args.serve_engine and not args.run:
+        raise RlvrError("--serve-engine needs --run RUN (to serve one model, use rlvr serve and --endpoint)")
     if args.run and args.out:
-        raise RlvrError("--run writes into RUN/eval/<step>/; drop --out (it is for --model)")
+        raise RlvrError("--run writes into RUN/eval/<step>/; drop --out (it is for --model and --endpoint)")
     if args.every is not None and (not args.run or args.every < 1):
         raise RlvrError("--every K needs --run and K >= 1")
-    for flag in ("limit", "n", "max_new_tokens", "batch_rows"):
+    for flag in ("limit", "n", "max_new_tokens", "batch_rows", "max_in_flight"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise RlvrError(f"--{flag.replace('_', '-')} must be >= 1 (got {value})")
     if args.temperature is not None and args.temperature < 0:
         raise RlvrError(f"--temperature must be >= 0 (got {args.temperature})")
+
+
+def _endpoint_options(args: argparse.Namespace) -> Any:
+    import os
+
+    from oneshot_rlvr.rollout.endpoint import EndpointOptions
+
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            raise RlvrError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    # With a tokenizer the prompts are rendered here (as in-process); without one, the server's chat template.
+    return EndpointOptions(url=args.endpoint, model=args.served_model, api_key=key, chat=not args.tokenizer,
+                           max_in_flight=args.max_in_flight)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,10 +160,25 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device)
     dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
     load_options = LoadOptions(dtype=dtype)
+    if args.run and args.serve_engine:
+        from oneshot_rlvr.serve.run_eval import evaluate_run_served
+
+        curve = evaluate_run_served(args.run, benchmarks, options, engine=args.serve_engine, every=args.every,
+                                    device=args.device, max_in_flight=args.max_in_flight)
+        print(format_table([(f"step {step}", res) for step, res in curve], grader))
+        return 0
     if args.run:
         curve = evaluate_run(args.run, benchmarks, options, every=args.every, device=device,
                              load_options=load_options, batch_rows=args.batch_rows, tokenizer=args.tokenizer)
         print(format_table([(f"step {step}", res) for step, res in curve], grader))
+        return 0
+    if args.endpoint:
+        from oneshot_rlvr.eval.served import evaluate_endpoint
+
+        results = evaluate_endpoint(_endpoint_options(args), benchmarks, options, out_dir=args.out,
+                                    tokenizer=args.tokenizer)
+        print(format_table([(str(results["model"]), results)], grader))
+        print(f"wrote {args.out}/results.json and {args.out}/records.jsonl")
         return 0
     problems = load_benchmarks(benchmarks, options)  # a missing file fails before the model loads
     tokenizer = load_tokenizer(args.tokenizer or args.model)

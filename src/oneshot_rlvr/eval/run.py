@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -121,8 +121,12 @@ def evaluate_problems(
     kind: str = "math",
     chunk_rows: int | None = None,
     grader: str = "ours",
+    on_failure: Callable[[list[dict[str, Any]]], object] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Generate n responses per problem, grade them, and return (metrics, records).
+
+    If generation fails part way (a served model that goes away), `on_failure` gets the records of
+    the chunks generated before it, graded, and the error goes on up.
 
     Greedy decoding (temperature 0) gives one distinct response, so n is then 1. `kind` "choice"
     grades letters (ARC) instead of math answers; `grader` "harness" or "both" adds the harness's
@@ -144,7 +148,12 @@ def evaluate_problems(
         pending: list[Future[list[dict[str, Any]]]] = []
         for c, start in enumerate(range(0, len(problems), per_chunk)):
             chunk_seed = None if seed is None else seed + c
-            out = engine.generate(prompts[start : start + per_chunk], n, sampling, seed=chunk_seed)
+            try:
+                out = engine.generate(prompts[start : start + per_chunk], n, sampling, seed=chunk_seed)
+            except Exception:
+                if on_failure is not None:
+                    on_failure(_graded_so_far(pending))
+                raise
             for fut in pending:  # a grading error stops the run now, not after all the generation
                 if fut.done():
                     fut.result()
@@ -155,6 +164,16 @@ def evaluate_problems(
         for fut in pending:
             records.extend(fut.result())
     return summarize(records), records
+
+
+def _graded_so_far(pending: list[Future[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The records of the chunks whose grading finishes, up to the first that fails."""
+    records: list[dict[str, Any]] = []
+    for fut in pending:
+        if fut.exception() is not None:
+            break
+        records.extend(fut.result())
+    return records
 
 
 def _grade_chunk(benchmark: str, kind: str, problems: list[Problem], prompts: list[str], start: int,
@@ -212,12 +231,16 @@ def evaluate_benchmarks(
     model: str = "",
     step: int | None = None,
     problems: Mapping[str, Sequence[Problem]] | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run each benchmark with its protocol; return (results, records) and write them to out_dir.
 
     `problems` (name -> problems, from `load_benchmarks`) skips loading; otherwise every benchmark
-    is loaded before any generation, so a missing file fails at once.
+    is loaded before any generation, so a missing file fails at once. `source` (where the responses
+    came from, e.g. a served model's endpoint and name) is added to every record and to the results.
+    A generation error leaves the records graded so far in out_dir/records.partial.jsonl.
     """
+    note = dict(source or {})
     opts = options or EvalOptions()
     loaded = problems if problems is not None else load_benchmarks(benchmarks, opts)
     per_benchmark: dict[str, Any] = {}
@@ -231,7 +254,10 @@ def evaluate_benchmarks(
             engine, bench_problems, template=template, tokenizer=tokenizer, sampling=proto.sampling(),
             n=proto.n, seed=opts.seed, benchmark=bench.name, kind=bench.kind, chunk_rows=opts.chunk_rows,
             grader=opts.grader,
+            on_failure=None if out_dir is None else lambda part: write_partial(
+                out_dir, [*all_records, *({**r, **note} for r in part)]),
         )
+        records = [{**r, **note} for r in records] if note else records
         per_benchmark[bench.name] = {
             "label": bench.column, "kind": bench.kind, "protocol": run_protocol(bench, opts),
             **metrics, "seconds": round(time.perf_counter() - began, 3),
@@ -246,6 +272,7 @@ def evaluate_benchmarks(
         "settings": {**{k: v for k, v in asdict(opts).items() if k != "chunk_rows"},
                      "data_dir": str(resolve_data_dir(opts.data_dir)),
                      "stop_ids": getattr(engine, "stop_ids", None)},
+        **({"source": note} if note else {}),
         "benchmarks": per_benchmark,
         "average": benchmark_average(per_benchmark, PAPER_BENCHMARKS),
     }
@@ -253,6 +280,7 @@ def evaluate_benchmarks(
         results["harness_average"] = benchmark_average(per_benchmark, PAPER_BENCHMARKS, key="harness_accuracy")
     if out_dir is not None:
         write_outputs(out_dir, results, all_records)
+        (Path(out_dir) / "records.partial.jsonl").unlink(missing_ok=True)  # an earlier failure's, now redone
     return results, all_records
 
 
@@ -272,6 +300,16 @@ def write_outputs(
     tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(out / "results.json")
     return out
+
+
+def write_partial(out_dir: str | Path, records: Sequence[Mapping[str, Any]]) -> Path:
+    """records.partial.jsonl: what an evaluation that failed part way had graded (no results.json is
+    written for it, so it never passes for a finished evaluation)."""
+    path = Path(out_dir) / "records.partial.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    log.error("kept the %d records graded before the failure in %s", len(records), path)
+    return path
 
 
 def format_table(rows: Sequence[tuple[str, Mapping[str, Any]]], grader: str = "ours") -> str:
