@@ -193,8 +193,6 @@ class TrainConfig:
     """Prompt template for validation."""
     val_max_new_tokens: int = 0
     """Longest validation response (0 = max_new_tokens)."""
-
-    # --- tracking
     report_to: str = ""
     """Stream every metrics row (validation included) and `rlvr eval --run` results live to trackers:
     comma-separated wandb, tensorboard, mlflow (empty or none: metrics.jsonl alone). Each is an optional package:
