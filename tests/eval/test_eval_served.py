@@ -96,7 +96,7 @@ def test_endpoint_flags_are_checked(tmp_path, capsys, monkeypatch):
 
 needs_serving = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn")),
-    reason="needs pip install 'oneshot-rlvr[serve]'")
+    reason="needs the [serve] extra")
 
 
 @needs_serving

@@ -19,7 +19,7 @@ from oneshot_rlvr.cli import main
 
 needs_serving = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "openai")),
-    reason="needs pip install 'oneshot-rlvr[serve]' openai")
+    reason="needs the [serve] extra and openai")
 
 
 def free_port() -> int:

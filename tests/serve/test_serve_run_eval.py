@@ -26,7 +26,7 @@ def test_serve_engine_needs_a_run(tmp_path, capsys):
 
 
 @pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn")),
-                    reason="needs pip install 'oneshot-rlvr[serve]'")
+                    reason="needs the [serve] extra")
 @pytest.mark.slow
 def test_each_checkpoint_is_served_and_evaluated(tmp_path, capsys):
     run = make_run(tmp_path / "run", [2])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oneshot_rlvr.data.templates import COT_SYSTEM, TEMPLATES, TRAIN_SUFFIX
-from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.errors import RlvrError, install_hint
 from oneshot_rlvr.eval.curve import checkpoint_steps
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def _merge_lora(choice: Choice, out: Path) -> str:
     try:
         from peft import PeftModel
     except ImportError:
-        raise RlvrError("serving a LoRA checkpoint needs peft: pip install 'oneshot-rlvr[lora]'") from None
+        raise RlvrError(f"serving a LoRA checkpoint needs peft: {install_hint('lora')}") from None
     from oneshot_rlvr.models.load import LoadOptions, load_model
 
     # float32: merging into bf16 weights would round the adapter's small updates away

@@ -1,6 +1,6 @@
 """Run an existing OpenAI-compatible server on a model folder, as a child process.
 
-`engine_command` says what runs: `transformers serve` (CPU or GPU; `pip install 'oneshot-rlvr[serve]'`)
+`engine_command` says what runs: `transformers serve` (CPU or GPU; the [serve] extra)
 or `vllm serve` (GPU machines where vLLM installs). `ServerProcess` starts it (its log goes to ours),
 waits for GET /health, and stops it: SIGINT first, as Ctrl-C would, then SIGTERM, then SIGKILL.
 """
@@ -19,13 +19,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.errors import RlvrError, install_hint
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("transformers", "vllm")
 INSTALL_HINT = {
-    "transformers": "pip install 'oneshot-rlvr[serve]' (transformers serve needs fastapi and uvicorn)",
+    "transformers": install_hint("serve") + " (transformers serve needs fastapi and uvicorn)",
     "vllm": "pip install vllm (Linux with a CUDA GPU; see docs/serving.md)",
 }
 
