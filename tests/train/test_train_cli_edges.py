@@ -31,7 +31,9 @@ def config(model_dir: Path, *extra: str):
 
 
 def _steps(run: Path) -> list[int]:
-    return [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    """The training steps logged (a run with validation also logs a step-0 row: validation before training)."""
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["step"] for r in rows if r["step"] > 0]
 
 
 def test_val_every_zero_turns_validation_off(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -135,8 +137,9 @@ def test_ctrl_c_through_the_command_exits_130_and_says_how_to_resume(
         tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     import oneshot_rlvr.train.loop as loop
+    from oneshot_rlvr.reward.functions import resolve_reward
 
-    monkeypatch.setattr(loop, "reward_function", lambda spec: _interrupt_at(1))
+    monkeypatch.setattr(loop, "resolve_reward", lambda spec, **kw: resolve_reward(spec, fn=_interrupt_at(1)))
     assert main(["train", f"model={tiny_model_dir}", *BASE, "steps=3", "--out", str(tmp_path / "run"),
                  "--quiet"]) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]
