@@ -54,7 +54,7 @@ from oneshot_rlvr.train.state import (
     CRITIC_FILE,
     checkpoint_dirs,
     load_critic_state,
-    load_trainer_state,
+    resume_point,
     save_checkpoint,
     set_rng_state,
 )
@@ -146,10 +146,10 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
 
         configure(GraderConfig(workers=max(1, (os.cpu_count() or 1) // info.world)))
     start_step, state, source = 0, None, cfg.model
-    checkpoints = checkpoint_dirs(out) if resume else []
-    if resume and checkpoints:
-        start_step, source = checkpoints[-1][0], str(checkpoints[-1][1])
-        state = load_trainer_state(checkpoints[-1][1], trust=cfg.trust_checkpoint)
+    point = resume_point(out, trust=cfg.trust_checkpoint) if resume else None
+    if point is not None:
+        start_step, checkpoint, state = point
+        source = str(checkpoint)
     elif resume and info.main:
         log.warning("%s: no checkpoint to resume from; starting from step 0", out)
     elif not resume and (out / "metrics.jsonl").exists():

@@ -60,6 +60,42 @@ def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     return [(step, path) for step, path in step_dirs(run_dir) if (path / STATE_FILE).exists()]
 
 
+def resume_point(run_dir: Path, *, trust: bool = False) -> tuple[int, Path, dict[str, Any]] | None:
+    """The newest checkpoint whose weights load and that holds the trainer state, as (step, folder, state);
+    None when the run has none. A newer one with damaged weights is reported and passed over (the run says
+    which one it resumes from instead); when none loads, the newest one's error stops the run."""
+    damaged: RlvrError | None = None
+    for step, path in reversed(checkpoint_dirs(run_dir)):
+        try:
+            check_weights(path)
+        except RlvrError as err:
+            log.warning("%s; passing over this checkpoint", err)
+            damaged = damaged or err
+            continue
+        state = load_trainer_state(path, trust=trust)
+        if damaged is not None:
+            log.warning("resuming from %s, the newest checkpoint whose weights load", path)
+        return step, path, state
+    if damaged is not None:
+        raise RlvrError(f"{damaged}; no older checkpoint with the trainer state loads") from None
+    return None
+
+
+def check_weights(checkpoint: Path) -> None:
+    """Raise a one-line error naming the file when a `*.safetensors` file of `checkpoint` is damaged.
+
+    Opening checks the header and that the file holds every tensor it lists (a truncated copy fails), without
+    reading the weights themselves."""
+    from safetensors import safe_open
+
+    for path in sorted(checkpoint.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                list(f.keys())
+        except Exception as err:  # safetensors raises its own SafetensorError, or OSError
+            raise RlvrError(f"{path}: damaged weights ({_first_line(err)})") from None
+
+
 def rng_state() -> dict[str, Any]:
     """Every RNG's state as tensors, numbers and tuples (what `weights_only=True` loads)."""
     state: dict[str, Any] = {"python": random.getstate(), "numpy": _numpy_rng_state(),
