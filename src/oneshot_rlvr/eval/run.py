@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from oneshot_rlvr import runfolder
 from oneshot_rlvr.data.problems import Problem
 from oneshot_rlvr.data.templates import render_prompt
 from oneshot_rlvr.eval.analysis import has_boxed, reflection_counts
@@ -263,14 +264,8 @@ def write_outputs(
     results.json on disk always has its records next to it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "records.jsonl.tmp"
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(out / "records.jsonl")
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(out / "results.json")
+    runfolder.write_atomic(out / runfolder.RECORDS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    runfolder.write_atomic(out / runfolder.RESULTS, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return out
 
 

@@ -44,12 +44,13 @@ from oneshot_rlvr.reward.functions import (
 )
 from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
 from oneshot_rlvr.rollout.hf import HFRolloutEngine, concat_rollouts
+from oneshot_rlvr.runfolder import RunFolder, write_atomic
 from oneshot_rlvr.tracking import run_tracker
 from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.critic import Critic, outcome_token_rewards
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
 from oneshot_rlvr.train.interrupt import StopRequest, TrainingInterrupted, resume_hint, stop_request
-from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line, write_atomic
+from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line
 from oneshot_rlvr.train.state import (
     CRITIC_FILE,
     checkpoint_dirs,
@@ -152,7 +153,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         source = str(checkpoint)
     elif resume and info.main:
         log.warning("%s: no checkpoint to resume from; starting from step 0", out)
-    elif not resume and (out / "metrics.jsonl").exists():
+    elif not resume and RunFolder(out).holds_run():
         raise RlvrError(f"{out}: already holds a run; pass --resume to continue it or choose a new --out")
     torch.manual_seed(cfg.seed)
     problems = training_problems(cfg)
@@ -216,9 +217,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     metrics_log = None
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
+        save_config(cfg, RunFolder(out).config)
         tracker = run_tracker(dataclasses.asdict(cfg), out, resume=resume, purge_after=start_step if resume else None)
-        metrics_log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume else None, tracker=tracker)
+        metrics_log = MetricsLog(RunFolder(out).metrics, resume_step=start_step if resume else None, tracker=tracker)
     if validator is not None and cfg.val_every > 0 and start_step == 0 and metrics_log is not None:
         validator.before_training(model, metrics_log)  # the official run's val_before_train=True
     single_update = cfg.ppo_epochs == 1 and cfg.mini_batch_size == cfg.batch_size
@@ -278,21 +279,21 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
             saved_step = step
         if info.main and metrics_log is not None:
             metrics_log.append(row)
-            write_atomic(out / "history.json", json.dumps(history.values))
+            write_atomic(RunFolder(out).history, json.dumps(history.values))
             _report(bar, row)
         # Ctrl-C on any rank: every rank stops after this step, with it saved.
         if step < cfg.steps and dist.all_sum(float(stop.requested), info, device) > 0:
             if saved_step != step:
                 _save(out, step, model, tokenizer, optimizer, scheduler, sampler, history, cfg, info, critic)
             raise TrainingInterrupted(f"stopped after step {step}; "
-                                      + resume_hint(out, out / "checkpoints" / f"step_{step}"))
+                                      + resume_hint(out, RunFolder(out).checkpoint(step)))
     if bar is not None:
         bar.close()
     if metrics_log is not None:
         metrics_log.close()  # the trackers' runs end with the run
     if own_engine and isinstance(engine, HFRolloutEngine):
         engine.close()  # its sampling processes, if any (after an error they end with the engine or this process)
-    log.info("run finished at step %d; checkpoint %s", cfg.steps, out / "checkpoints" / f"step_{saved_step}")
+    log.info("run finished at step %d; checkpoint %s", cfg.steps, RunFolder(out).checkpoint(saved_step))
     return out
 
 

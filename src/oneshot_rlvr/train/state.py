@@ -30,6 +30,7 @@ import torch
 
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.progress import nested_bars_off
+from oneshot_rlvr.runfolder import STEP_PREFIX, RunFolder, publish
 
 log = logging.getLogger("oneshot_rlvr.train")
 
@@ -37,14 +38,14 @@ STATE_FILE = "trainer_state.pt"
 CRITIC_FILE = "critic.pt"
 RESUME_FILES = (STATE_FILE, CRITIC_FILE)
 """The files of a checkpoint that only a resume reads, the one that marks it resumable first."""
-_STEP_DIR = re.compile(r"^step_(\d+)$")
+_STEP_DIR = re.compile(rf"^{STEP_PREFIX}(\d+)$")
 _STATE_FIELDS = ("step", "optimizer", "scheduler", "data_position", "history", "rng")
 _TRUST_HINT = "resume with trust_checkpoint=true only if you trust where the run folder came from"
 
 
 def step_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     """Every `step_N` folder of a run (renamed into place, so complete), oldest first."""
-    root = run_dir / "checkpoints"
+    root = RunFolder(run_dir).checkpoints
     if not root.is_dir():
         return []
     found = []
@@ -136,9 +137,9 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, traine
 
     Then keep only the newest `keep` checkpoints, and the resume files (`RESUME_FILES`) only in the newest
     `keep_state` of them (0: no limit). The new checkpoint is complete before anything older goes."""
-    root = run_dir / "checkpoints"
+    final = RunFolder(run_dir).checkpoint(step)
+    root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step_{step}"
     tmp = root / f".tmp_step_{step}_{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -150,7 +151,7 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, traine
     torch.save({**trainer_state, "rng": rng_state()}, tmp / STATE_FILE)
     if final.exists():  # re-saving a step after a resume: replace the old copy
         shutil.rmtree(final)
-    os.replace(tmp, final)
+    publish(tmp, final)
     if keep > 0:
         for _, old in step_dirs(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
