@@ -137,7 +137,7 @@ def evaluate_problems(
     if kind not in ("math", "choice"):
         raise ValueError(f"kind must be 'math' or 'choice' (got {kind!r})")
     prompts = [render_prompt(p.prompt, template, tokenizer) for p in problems]
-    rows = chunk_rows or int(getattr(engine, "max_batch_rows", 256))
+    rows = chunk_rows or engine.max_batch_rows
     per_chunk = max(1, rows // n)
     records: list[dict[str, Any]] = []
     problem_list = list(problems)

@@ -291,7 +291,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
         bar.close()
     if metrics_log is not None:
         metrics_log.close()  # the trackers' runs end with the run
-    if own_engine and isinstance(engine, HFRolloutEngine):
+    if own_engine:
         engine.close()  # its sampling processes, if any (after an error they end with the engine or this process)
     log.info("run finished at step %d; checkpoint %s", cfg.steps, RunFolder(out).checkpoint(saved_step))
     return out
