@@ -14,9 +14,10 @@ PACKAGE = Path(oneshot_rlvr.__file__).parent
 LAYERS: list[set[str]] = [
     {"cli", "commands", "__main__"},  # the `rlvr` command
     {"demo", "demo_controls", "train", "eval", "select", "export", "report"},  # what the commands run
-    {"rollout", "algo", "world"},  # sampling, the math, the tiny world
+    # sampling, the math, the tiny world; and the settings, whose choices come from algo (beside it) and below
+    {"rollout", "algo", "world", "config"},
     # the foundations; `tracking` (live loggers for run-folder rows) sits here because config checks its names
-    {"models", "data", "reward", "config", "errors", "runfolder", "tracking", "progress", "__init__"},
+    {"models", "data", "reward", "errors", "runfolder", "tracking", "progress", "__init__"},
 ]
 """Highest first. `__init__` is the package's own front door: its version and names."""
 

@@ -13,6 +13,9 @@ from torch import Tensor
 from oneshot_rlvr.errors import RlvrError
 
 NORMS = ("group", "batch", "none")
+"""Values of `grpo_advantages`' norm (the `adv_norm` setting)."""
+ALGOS = ("grpo", "dr_grpo", "rloo", "ppo")
+"""Values of the `algo` setting: how advantages are estimated (PPO's with GAE from a critic)."""
 
 
 def _check_rewards(rewards: Tensor) -> None:

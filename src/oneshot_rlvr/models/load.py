@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadOptions:
-    """How to load the policy model."""
+    """How to load a model. Training makes these from its settings with `TrainConfig.load_options`; the
+    defaults here are for loading a model to evaluate or sample from."""
 
     dtype: str = "float32"
     """Parameter dtype: float32 (master weights; pair with autocast), bfloat16, float16 or auto."""

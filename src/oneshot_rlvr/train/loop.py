@@ -162,10 +162,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     for p, text in zip(problems, prompts, strict=True):
         if len(tokenizer(text, add_special_tokens=False).input_ids) > cfg.max_prompt_tokens:
             raise RlvrError(f"training problem {p.id}: prompt longer than max_prompt_tokens={cfg.max_prompt_tokens}")
-    attn = cfg.attn_implementation if cfg.attn_implementation != "auto" else (
-        "eager" if device.type == "cpu" else "sdpa")
-    options = LoadOptions(dtype=cfg.dtype, gradient_checkpointing=cfg.gradient_checkpointing, lora_r=cfg.lora_r,
-                          lora_alpha=cfg.lora_alpha, attn_implementation=attn)
+    options = cfg.load_options(device.type)
     if cfg.lora_r:  # LoRA checkpoints hold the adapter; the base weights come from cfg.model
         model = load_model(cfg.model, options, device, adapter=source if state is not None else None)
     else:
@@ -183,7 +180,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     optimizer = _adamw(params, cfg.lr, cfg, device)
     critic = None
     if cfg.algo == "ppo":
-        critic_model = Critic(load_model(cfg.model, LoadOptions(dtype=cfg.dtype), device)).train()
+        # The critic is a fresh value head on the base weights: all of them trained, default attention.
+        critic_options = LoadOptions(dtype=options.dtype)
+        critic_model = Critic(load_model(cfg.model, critic_options, device)).train()
         if state is not None:
             critic_model.load_state_dict(load_critic_state(Path(source)))
         else:
