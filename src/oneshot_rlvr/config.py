@@ -113,10 +113,11 @@ class TrainConfig:
     taking (problems, responses) and returning one float per response. train_accuracy is always against the
     gold (docs/research-controls.md)."""
     algo: str = "grpo"
-    """grpo (the paper); dr_grpo (advantages without std normalisation; Dr. GRPO also sets
-    loss_agg=seq-mean-token-sum-norm); rloo (leave-one-out baseline); ppo (critic + GAE)."""
+    """grpo (the paper); rloo (leave-one-out baseline); ppo (critic + GAE); dr_grpo, an alias of grpo with
+    adv_norm=none (advantages without std normalisation; Dr. GRPO also sets loss_agg=seq-mean-token-sum-norm).
+    The estimators are named in `oneshot_rlvr.algo.advantages.OUTCOME_ESTIMATORS`."""
     adv_norm: str = "group"
-    """GRPO advantage normalisation: group, batch or none."""
+    """GRPO advantage normalisation: group, batch or none (none is Dr. GRPO's; algo=dr_grpo sets it)."""
     loss_agg: str = "token-mean"
     """Loss aggregation: token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm."""
     pg_coef: float = 1.0

@@ -20,10 +20,9 @@ import torch
 from oneshot_rlvr.algo import (
     frac_zero_std,
     gae_advantages,
-    grpo_advantages,
     masked_whiten,
+    outcome_advantages,
     overlong_penalty,
-    rloo_advantages,
     truncation_mask,
     weight_positive,
 )
@@ -84,13 +83,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def advantages(rewards: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """(B, G) rewards -> (B, G) advantages for the configured algorithm."""
-    if cfg.algo == "dr_grpo":
-        adv = grpo_advantages(rewards, norm="none")
-    elif cfg.algo == "rloo":
-        adv = rloo_advantages(rewards)
-    else:
-        adv = grpo_advantages(rewards, norm=cfg.adv_norm)
+    """(B, G) rewards -> (B, G) advantages by the configured outcome estimator (PPO: `_add_values_and_gae`)."""
+    adv = outcome_advantages(rewards, cfg.algo, norm=cfg.adv_norm)
     return weight_positive(adv, cfg.pos_weight) if cfg.pos_weight != 1 else adv
 
 
@@ -251,7 +245,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
             rewards = dist.all_gather_cat(local_rewards.to(device), info).cpu()
             accuracy = rewards if correct is None else dist.all_gather_cat(correct.to(device), info).cpu()
             accuracy = accuracy > 0.5
-        batch.adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
+        if critic is None:  # (PPO's advantages come from its critic, below)
+            batch.adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
         if cfg.mask_truncated:
             truncated = torch.tensor([r == "length" for r in roll.finish_reasons])
             batch.response_mask = truncation_mask(batch.response_mask, truncated)
