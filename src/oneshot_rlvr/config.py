@@ -17,14 +17,35 @@ import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from oneshot_rlvr.errors import RlvrError
 
-AUTOCAST_CHOICES = ("auto", "bf16", "none")
-"""Values of the `autocast` setting (resolved per device by `oneshot_rlvr.models.precision`)."""
+if TYPE_CHECKING:
+    from oneshot_rlvr.models.load import LoadOptions
+
+LOSSES = ("pg", "em")
+"""Values of the `loss` setting: the policy gradient, or entropy minimisation (`train.update`)."""
+ROLLOUT_DTYPES = ("auto", "bfloat16", "float32")
+ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "eager", "flash_attention_2")
+"""Values of `attn_implementation` (auto: see the field and `TrainConfig.load_options`)."""
+
+
+def setting_choices() -> dict[str, tuple[str, ...]]:
+    """Each choice setting's allowed values, taken from the module that defines them. (Imported here, not at the
+    top: the algo and precision modules import torch, which reading a config does not need.)"""
+    from oneshot_rlvr.algo.advantages import ALGOS, NORMS
+    from oneshot_rlvr.algo.losses import AGG_MODES, KL_KINDS, RATIO_LEVELS
+    from oneshot_rlvr.data.templates import TEMPLATES
+    from oneshot_rlvr.models.precision import AUTOCAST_CHOICES
+    from oneshot_rlvr.reward.functions import ENTROPY_LEVELS
+
+    return {"algo": ALGOS, "adv_norm": NORMS, "loss_agg": AGG_MODES, "kl_kind": KL_KINDS,
+            "autocast": AUTOCAST_CHOICES, "loss": LOSSES, "ratio_level": RATIO_LEVELS,
+            "entropy_reward_level": ENTROPY_LEVELS, "rollout_dtype": ROLLOUT_DTYPES,
+            "attn_implementation": ATTN_IMPLEMENTATIONS, "template": TEMPLATES, "val_template": TEMPLATES}
 
 
 @dataclass
@@ -92,10 +113,11 @@ class TrainConfig:
     taking (problems, responses) and returning one float per response. train_accuracy is always against the
     gold (docs/research-controls.md)."""
     algo: str = "grpo"
-    """grpo (the paper); dr_grpo (advantages without std normalisation; Dr. GRPO also sets
-    loss_agg=seq-mean-token-sum-norm); rloo (leave-one-out baseline); ppo (critic + GAE)."""
+    """grpo (the paper); rloo (leave-one-out baseline); ppo (critic + GAE); dr_grpo, an alias of grpo with
+    adv_norm=none (advantages without std normalisation; Dr. GRPO also sets loss_agg=seq-mean-token-sum-norm).
+    The estimators are named in `oneshot_rlvr.algo.advantages.OUTCOME_ESTIMATORS`."""
     adv_norm: str = "group"
-    """GRPO advantage normalisation: group, batch or none."""
+    """GRPO advantage normalisation: group, batch or none (none is Dr. GRPO's; algo=dr_grpo sets it)."""
     loss_agg: str = "token-mean"
     """Loss aggregation: token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm."""
     pg_coef: float = 1.0
@@ -231,17 +253,7 @@ class TrainConfig:
 
     def validate(self, world_size: int = 1) -> None:
         """Check settings that would otherwise fail mid-run; errors name the setting."""
-        choices = {
-            "algo": ("grpo", "dr_grpo", "rloo", "ppo"), "adv_norm": ("group", "batch", "none"),
-            "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"),
-            "kl_kind": ("k1", "k2", "k3"), "autocast": AUTOCAST_CHOICES,
-            "loss": ("pg", "em"), "ratio_level": ("token", "sequence"), "entropy_reward_level": ("token", "sequence"),
-            "rollout_dtype": ("auto", "bfloat16", "float32"),
-            "attn_implementation": ("auto", "sdpa", "eager", "flash_attention_2"),
-            "template": ("oneshot-train", "qwen25-math-cot", "plain"),
-            "val_template": ("oneshot-train", "qwen25-math-cot", "plain"),
-        }
-        for key, allowed in choices.items():
+        for key, allowed in setting_choices().items():
             if getattr(self, key) not in allowed:
                 raise RlvrError(f"setting {key}={getattr(self, key)!r}: choose from {', '.join(allowed)}")
         for key in ("n", "batch_size", "mini_batch_size", "micro_batch_size", "ppo_epochs", "steps",
@@ -286,6 +298,17 @@ class TrainConfig:
         from oneshot_rlvr.tracking import check_installed, parse_report_to
 
         check_installed(parse_report_to(self.report_to))  # before the model loads, not after
+
+    def load_options(self, device_type: str) -> LoadOptions:
+        """How training loads its policy and reference model on a device of `device_type` ("cpu", "cuda"): the
+        one place these settings become `LoadOptions`, with attn_implementation=auto resolved."""
+        from oneshot_rlvr.models.load import LoadOptions
+
+        attn = self.attn_implementation
+        if attn == "auto":  # (see the setting: SDPA's kernel is the slower one on a CPU)
+            attn = "eager" if device_type == "cpu" else "sdpa"
+        return LoadOptions(dtype=self.dtype, gradient_checkpointing=self.gradient_checkpointing, lora_r=self.lora_r,
+                           lora_alpha=self.lora_alpha, attn_implementation=attn)
 
     def _validate_variants(self) -> None:
         if not 0 <= self.random_reward_p <= 1:

@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oneshot_rlvr import runfolder
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.report.plots import SATURATION  # (matplotlib itself is imported only to draw)
+from oneshot_rlvr.report.rundata import load_run
+from oneshot_rlvr.runfolder import RunFolder, read_jsonl
 
 log = logging.getLogger("oneshot_rlvr.demo")
 
@@ -60,11 +63,8 @@ def _family_table(records: list[dict[str, Any]], family_of: dict[str, str]) -> d
     return {fam: {"strict": s / n, "lenient": ok / n} for fam, (n, s, ok) in sorted(totals.items())}
 
 
-def _read_eval(run: Path, step: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    folder = run / "eval" / str(step)
-    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))["benchmarks"]["world_test"]
-    records = [json.loads(x) for x in (folder / "records.jsonl").read_text(encoding="utf-8").splitlines() if x]
-    return results, records
+def _records(run: Path, step: int) -> list[dict[str, Any]]:
+    return read_jsonl(RunFolder(run).eval_dir(step) / runfolder.RECORDS)
 
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     start = time.perf_counter()
     out = opts.out
     run = out / "run"
-    if (run / "metrics.jsonl").exists():
+    if RunFolder(run).holds_run():
         raise RlvrError(f"{out}: already holds a demo; choose a new --out")
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     tok = load_tokenizer(cfg.model)
     base = load_model(cfg.model)
     evaluate_benchmarks(HFRolloutEngine(base, tok, max_batch_rows=256, stop=eval_opts.stop), tok, bench, eval_opts,
-                        out_dir=run / "eval" / "0", model=cfg.model, step=0)
+                        out_dir=RunFolder(run).eval_dir(0), model=cfg.model, step=0)
     del base
     log.info("training on %d example(s); first: %s (%s family): %s = %s", len(examples), example.id,
              example.family, example.question, example.answer)
@@ -134,15 +134,14 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
 def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, str], seconds: float,
               opts: DemoOptions) -> dict[str, Any]:
-    evaluated = sorted(int(p.name) for p in (run / "eval").iterdir() if (p / "results.json").exists())
-    curve = []
-    for step in evaluated:
-        results, _ = _read_eval(run, step)
-        curve.append({"step": step, "strict": results["strict_accuracy"], "lenient": results["accuracy"]})
-    base_results, base_records = _read_eval(run, evaluated[0])
-    final_results, final_records = _read_eval(run, evaluated[-1])
-    base_fam, final_fam = _family_table(base_records, family_of), _family_table(final_records, family_of)
-    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if x]
+    data = load_run(run)
+    evals = [(step, results["benchmarks"]["world_test"]) for step, results in data.evals]
+    curve = [{"step": step, "strict": r["strict_accuracy"], "lenient": r["accuracy"]} for step, r in evals]
+    (first, base_results), (last, final_results) = evals[0], evals[-1]
+    base_records = _records(run, first)
+    base_fam = _family_table(base_records, family_of)
+    final_fam = _family_table(_records(run, last), family_of)
+    metrics = data.metrics
     train_acc = [(int(m["step"]), float(m["train_accuracy"])) for m in metrics
                  if "train_accuracy" in m]  # (the step-0 row holds validation only)
     return {

@@ -16,6 +16,7 @@ from typing import Any
 
 from oneshot_rlvr.data.problems import ID_FIELDS, Problem, problems_from_rows, read_rows
 from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.runfolder import RunFolder
 
 History = dict[str, list[float]]
 Ranking = list[tuple[str, float]]
@@ -28,7 +29,7 @@ def load_history(path: str | Path) -> History:
     acc_step_500.json), or a W&B table export (see `TABLE_COLUMNS`). A run folder stands for its history.json."""
     p = Path(path)
     if p.is_dir():
-        p = p / "history.json"
+        p = RunFolder(p).history
     try:
         text = p.read_text(encoding="utf-8")
         data: Any = _csv_table(text, p) if p.suffix.lower() == ".csv" else json.loads(text)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import yaml
 
 from oneshot_rlvr.errors import RlvrError, install_hint
+from oneshot_rlvr.runfolder import write_atomic
 
 log = logging.getLogger("oneshot_rlvr.tracking")
 
@@ -135,9 +136,7 @@ def _state(run_dir: Path) -> dict[str, Any]:
 
 def _save_state(run_dir: Path, state: dict[str, Any]) -> None:
     path = run_dir / STATE_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(state, indent=1) + "\n")
 
 
 class WandbBackend:

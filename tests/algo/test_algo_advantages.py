@@ -159,3 +159,20 @@ def test_masked_whiten_by_hand() -> None:
     torch.testing.assert_close(masked_whiten(x, mask, shift_mean=False), t([[1, 2, 3, 0]]))
     with pytest.raises(RlvrError, match="at least 2"):
         masked_whiten(x, torch.tensor([[1, 0, 0, 0]]))
+
+
+def test_the_registry_chooses_each_estimator_by_its_algo_name() -> None:
+    from oneshot_rlvr.algo.advantages import ALGOS, OUTCOME_ESTIMATORS, outcome_advantages
+
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
+    torch.testing.assert_close(outcome_advantages(rewards, "grpo", norm="batch"),
+                               grpo_advantages(rewards, norm="batch"))
+    torch.testing.assert_close(outcome_advantages(rewards, "rloo", norm="group"), rloo_advantages(rewards))
+    # Dr. GRPO one way: algo=dr_grpo is grpo with adv_norm=none, whatever adv_norm says.
+    for norm in ("group", "batch", "none"):
+        torch.testing.assert_close(outcome_advantages(rewards, "dr_grpo", norm=norm),
+                                   outcome_advantages(rewards, "grpo", norm="none"))
+    torch.testing.assert_close(outcome_advantages(rewards, "dr_grpo"), dr_grpo_advantages(rewards))
+    assert set(ALGOS) == {*OUTCOME_ESTIMATORS, "dr_grpo", "ppo"}
+    with pytest.raises(RlvrError, match="algo='ppo': no outcome advantage estimator"):
+        outcome_advantages(rewards, "ppo")

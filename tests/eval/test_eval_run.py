@@ -44,6 +44,9 @@ class ScriptedEngine:
     def sync(self, model):
         pass
 
+    def close(self):
+        pass
+
 
 def test_choice_records_and_metrics_from_scripted_responses():
     rows = [{"id": f"q{i}", "question": {"stem": f"Question {i}?", "choices": [

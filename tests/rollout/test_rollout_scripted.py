@@ -9,7 +9,7 @@ import torch
 
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.models.load import load_tokenizer
-from oneshot_rlvr.rollout.base import SamplingParams
+from oneshot_rlvr.rollout.base import RolloutEngine, SamplingParams
 from oneshot_rlvr.rollout.scripted import ScriptedEngine
 
 SAMPLING = SamplingParams(max_new_tokens=8)
@@ -46,3 +46,17 @@ def test_with_a_tokenizer_the_ids_are_the_texts_tokens(tiny_model_dir: Path) -> 
 def test_a_prompt_the_script_does_not_cover_is_an_error() -> None:
     with pytest.raises(RlvrError, match="no script entry matches the prompt 'something else'"):
         ScriptedEngine({"Q": ["a"]}).generate(["something else"], 1, SAMPLING)
+
+
+def test_it_is_a_rollout_engine_with_everything_callers_use() -> None:
+    engine = ScriptedEngine({"x": ["y"]}, max_batch_rows=7)
+    assert isinstance(engine, RolloutEngine)
+    assert engine.max_batch_rows == 7
+    engine.sync(None)
+    engine.close()
+
+    class GenerateOnly:
+        def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None) -> None:
+            return None
+
+    assert not isinstance(GenerateOnly(), RolloutEngine)  # the protocol is more than generate

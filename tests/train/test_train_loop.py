@@ -237,3 +237,16 @@ def test_rollout_cuda_graphs_setting_reaches_the_engine(tiny_model_dir: Path, tm
     monkeypatch.setattr(loop, "HFRolloutEngine", Recording)
     train(config(tiny_model_dir, "steps=1", f"rollout_cuda_graphs={setting}"), tmp_path / "run", quiet=True)
     assert seen == [graphs]
+
+
+def test_ppo_takes_its_advantages_from_the_critic_alone(tiny_model_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from oneshot_rlvr.train import loop
+
+    def outcome_estimator_called(*args: object, **kwargs: object) -> torch.Tensor:
+        raise AssertionError("PPO computed outcome (GRPO) advantages")
+
+    monkeypatch.setattr(loop, "outcome_advantages", outcome_estimator_called)
+    train(config(tiny_model_dir, "algo=ppo", "n=2", "kl_coef=0", "steps=1"), tmp_path / "run",
+          reward_fn=has_letter_e, quiet=True)
+    assert (tmp_path / "run" / "checkpoints" / "step_1" / "critic.pt").exists()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from oneshot_rlvr.algo.advantages import (
+    OUTCOME_ESTIMATORS,
     dr_grpo_advantages,
     gae_advantages,
     grpo_advantages,
     masked_whiten,
+    outcome_advantages,
     rloo_advantages,
 )
 from oneshot_rlvr.algo.logprobs import response_logprobs, token_logprobs, token_statistics
@@ -35,6 +37,7 @@ from oneshot_rlvr.algo.variants import (
 __all__ = [
     "AGG_MODES",
     "KL_KINDS",
+    "OUTCOME_ESTIMATORS",
     "RATIO_LEVELS",
     "aggregate",
     "dr_grpo_advantages",
@@ -46,6 +49,7 @@ __all__ = [
     "high_entropy_mask",
     "kl_penalty",
     "masked_whiten",
+    "outcome_advantages",
     "overlong_penalty",
     "policy_loss",
     "response_logprobs",

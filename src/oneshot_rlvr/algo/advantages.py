@@ -7,12 +7,15 @@ response's tokens. GAE works on token-level (B, T) rewards and values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from oneshot_rlvr.errors import RlvrError
 
 NORMS = ("group", "batch", "none")
+"""Values of `grpo_advantages`' norm (the `adv_norm` setting)."""
 
 
 def _check_rewards(rewards: Tensor) -> None:
@@ -67,6 +70,33 @@ def rloo_advantages(rewards: Tensor) -> Tensor:
         return torch.zeros_like(rewards)
     baseline = (rewards.sum(dim=1, keepdim=True) - rewards) / (g - 1)
     return rewards - baseline
+
+
+OutcomeEstimator = Callable[[Tensor, str], Tensor]
+"""(B, G) outcome rewards and the `adv_norm` setting -> (B, G) advantages."""
+
+OUTCOME_ESTIMATORS: dict[str, OutcomeEstimator] = {
+    "grpo": lambda rewards, norm: grpo_advantages(rewards, norm=norm),
+    "rloo": lambda rewards, norm: rloo_advantages(rewards),  # (its baseline needs no normalisation)
+}
+"""The advantage estimators of outcome rewards, by the `algo` name that chooses them."""
+ALGO_ALIASES: dict[str, tuple[str, str]] = {"dr_grpo": ("grpo", "none")}
+"""algo names that stand for an estimator with a fixed norm: dr_grpo is grpo with adv_norm=none (its
+adv_norm is ignored), the one Dr. GRPO estimator however it is chosen."""
+CRITIC_ALGOS = ("ppo",)
+"""algo names whose advantages come from a critic's values (GAE, `gae_advantages`), not from the rewards alone."""
+ALGOS = (*OUTCOME_ESTIMATORS, *ALGO_ALIASES, *CRITIC_ALGOS)
+"""Values of the `algo` setting."""
+
+
+def outcome_advantages(rewards: Tensor, algo: str = "grpo", *, norm: str = "group") -> Tensor:
+    """(B, G) outcome rewards -> (B, G) advantages by the estimator the `algo` setting names (an alias resolved
+    first); `norm` is the `adv_norm` setting. A critic's algo (ppo) has none: its advantages need values."""
+    name, norm = ALGO_ALIASES.get(algo, (algo, norm))
+    if name not in OUTCOME_ESTIMATORS:
+        known = ", ".join((*OUTCOME_ESTIMATORS, *ALGO_ALIASES))
+        raise RlvrError(f"algo={algo!r}: no outcome advantage estimator (choose from {known})")
+    return OUTCOME_ESTIMATORS[name](rewards, norm)
 
 
 def _check_token_tensors(**tensors: Tensor) -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.runfolder import RunFolder
 
 HELP = "rank examples by their accuracy history (the paper's variance score) and write the training file"
 
@@ -80,9 +81,9 @@ def _history_run(args: argparse.Namespace) -> Path:
 
     out = Path(args.out)
     train(config, out, resume=args.resume)
-    history = out / "history.json"
+    history = RunFolder(out).history
     if not history.exists():
-        raise RlvrError(f"{out}: the run wrote no history.json")
+        raise RlvrError(f"{out}: the run wrote no {history.name}")
     return history
 
 

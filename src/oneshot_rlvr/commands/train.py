@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.runfolder import RunFolder
 
 HELP = "train a model with RLVR on one or a few examples (GRPO, Dr. GRPO)"
 
@@ -40,7 +41,7 @@ def _check_resume(args: argparse.Namespace) -> Path:
         raise RlvrError(f"--resume {args.resume} continues that run with its own config.yaml; drop {given[0]} "
                         "(settings to change go as KEY=VALUE)")
     out = Path(args.resume)
-    if not (out / "config.yaml").exists():
+    if not RunFolder(out).config.exists():
         raise RlvrError(f"{out}: no config.yaml, so not a run folder to resume")
     return out
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.resume:
         out = _check_resume(args)
-        config = apply_overrides(load_config(out / "config.yaml"), parse_key_values(overrides), where="command line")
+        config = apply_overrides(load_config(RunFolder(out).config), parse_key_values(overrides), where="command line")
     else:
         if not args.out:
             raise RlvrError("--out DIR is required (or --resume DIR)")

@@ -9,8 +9,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oneshot_rlvr.config import AUTOCAST_CHOICES
 from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.models.precision import AUTOCAST_CHOICES
 
 if TYPE_CHECKING:
     from oneshot_rlvr.world.corpus import CorpusMix

@@ -156,6 +156,18 @@ def _read_jsonl(path: Path) -> list[Mapping[str, Any]]:
     return rows
 
 
+def _read_parquet(path: Path) -> list[Mapping[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:  # not parquet, truncated, or an unreadable schema
+        line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise RlvrError(f"{path}: not a readable parquet file ({line})") from None
+    return list(table.to_pylist())
+
+
 def read_rows(path: str | Path, *, split: str | None = None) -> list[Mapping[str, Any]]:
     """Rows of a JSONL, JSON (array) or parquet file, a datasets folder (FOLDER[@SPLIT]) or hf:ID as dicts;
     `split` is the default split of a hub id or a folder of several splits."""
@@ -170,9 +182,7 @@ def read_rows(path: str | Path, *, split: str | None = None) -> list[Mapping[str
         raise RlvrError(f"{p}: no such file")
     suffix = p.suffix.lower()
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.read_table(p).to_pylist())
+        return _read_parquet(p)
     if suffix == ".json":
         text = p.read_text(encoding="utf-8")
         try:

@@ -17,11 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from oneshot_rlvr import runfolder
 from oneshot_rlvr.errors import RlvrError, install_hint
 from oneshot_rlvr.eval.benchmarks import PAPER_BENCHMARKS, Benchmark
 from oneshot_rlvr.eval.metrics import benchmark_average
 from oneshot_rlvr.eval.run import EvalOptions, evaluate_benchmarks, load_benchmarks, run_protocol, write_outputs
 from oneshot_rlvr.progress import bar, nested_bars_off
+from oneshot_rlvr.runfolder import RunFolder
 from oneshot_rlvr.tracking import Tracker, run_tracker
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,8 @@ def checkpoint_steps(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, folder) of every RUN/checkpoints/step_N/ holding a model (config.json) or a LoRA
     adapter (adapter_config.json), by step."""
     found = []
-    for folder in (Path(run_dir) / "checkpoints").glob("step_*"):
-        suffix = folder.name[len("step_"):]
+    for folder in RunFolder(Path(run_dir)).checkpoints.glob(f"{runfolder.STEP_PREFIX}*"):
+        suffix = folder.name[len(runfolder.STEP_PREFIX):]
         if suffix.isdigit() and ((folder / "config.json").exists() or (folder / _ADAPTER).exists()):
             found.append((int(suffix), folder))
     return sorted(found)
@@ -43,7 +45,7 @@ def checkpoint_steps(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 def _run_model(run_dir: Path) -> str | None:
     """The `model` of the run's config.yaml (the base the run started from), if any."""
-    config = run_dir / "config.yaml"
+    config = RunFolder(run_dir).config
     if not config.exists():
         return None
     import yaml
@@ -118,13 +120,13 @@ def evaluate_run(
     progress = bar(len(steps), "rlvr eval", "checkpoint")
     curve = []
     for step, folder in steps:
-        out = run / "eval" / str(step)
+        out = RunFolder(run).eval_dir(step)
         progress.set_postfix(step=step)
         previous, old_records = _read_step(out)
         todo = [b for b in benchmarks if _recorded_protocol(previous, b.name) != run_protocol(b, opts)]
         if not todo:
             log.info("step %d: %s already evaluated with this protocol (%s); skipping", step,
-                     ", ".join(b.name for b in benchmarks), out / "results.json")
+                     ", ".join(b.name for b in benchmarks), out / runfolder.RESULTS)
             curve.append((step, previous))
             progress.update(1)
             continue
@@ -166,7 +168,7 @@ def eval_metrics(results: dict[str, Any]) -> dict[str, float]:
 
 def _run_tracker(run_dir: Path) -> Tracker:
     """The trackers named by the run's own config.yaml, continuing the training's runs (W&B, MLflow)."""
-    config = run_dir / "config.yaml"
+    config = RunFolder(run_dir).config
     if not config.exists():
         return Tracker({})
     import yaml
@@ -179,7 +181,7 @@ def _run_tracker(run_dir: Path) -> Tracker:
 
 def _read_step(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A step's results.json and records.jsonl, or empty ones when the step has none (or only half)."""
-    results, records = out / "results.json", out / "records.jsonl"
+    results, records = out / runfolder.RESULTS, out / runfolder.RECORDS
     if not (results.exists() and records.exists()):
         return {}, []
     try:

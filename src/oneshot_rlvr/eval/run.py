@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from oneshot_rlvr import runfolder
 from oneshot_rlvr.data.problems import Problem
 from oneshot_rlvr.data.templates import render_prompt
 from oneshot_rlvr.eval.analysis import has_boxed, reflection_counts
@@ -140,7 +141,7 @@ def evaluate_problems(
     if kind not in ("math", "choice"):
         raise ValueError(f"kind must be 'math' or 'choice' (got {kind!r})")
     prompts = [render_prompt(p.prompt, template, tokenizer) for p in problems]
-    rows = chunk_rows or int(getattr(engine, "max_batch_rows", 256))
+    rows = chunk_rows or engine.max_batch_rows
     per_chunk = max(1, rows // n)
     records: list[dict[str, Any]] = []
     problem_list = list(problems)
@@ -291,14 +292,8 @@ def write_outputs(
     results.json on disk always has its records next to it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "records.jsonl.tmp"
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(out / "records.jsonl")
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(out / "results.json")
+    runfolder.write_atomic(out / runfolder.RECORDS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    runfolder.write_atomic(out / runfolder.RESULTS, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return out
 
 

@@ -1,6 +1,6 @@
 """Load a causal LM and its tokenizer from a local folder, a hub id, or a built-in name.
 
-`builtin:tiny` names the bundled tiny math model (see `oneshot_rlvr.world`). Offline, a model that
+`builtin:tiny` names the bundled tiny math model (the registry is `models.builtin`). Offline, a model that
 is neither a local folder nor cached gives one clear line naming it instead of a hub traceback.
 """
 
@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_rlvr.errors import RlvrError, install_hint
+from oneshot_rlvr.models.builtin import resolve_model_path
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PREFIX = "builtin:"
-
-
 @dataclass
 class LoadOptions:
-    """How to load the policy model."""
+    """How to load a model. Training makes these from its settings with `TrainConfig.load_options`; the
+    defaults here are for loading a model to evaluate or sample from."""
 
     dtype: str = "float32"
     """Parameter dtype: float32 (master weights; pair with autocast), bfloat16, float16 or auto."""
@@ -38,15 +37,6 @@ class LoadOptions:
     """Attention kernel passed to transformers (sdpa, eager, flash_attention_2)."""
     trust_remote_code: bool = False
     """Allow model code from the hub (off by default)."""
-
-
-def resolve_model_path(name: str) -> str:
-    """Map `builtin:NAME` to the bundled folder; other names pass through unchanged."""
-    if name.startswith(BUILTIN_PREFIX):
-        from oneshot_rlvr.world import builtin_model_path
-
-        return str(builtin_model_path(name[len(BUILTIN_PREFIX):]))
-    return name
 
 
 def _dtype(name: str) -> Any:

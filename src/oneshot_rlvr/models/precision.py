@@ -9,17 +9,23 @@ step of the `tiny-cpu` preset 10x slower (67 s against 6.6 s). `auto` picks bf16
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import torch
-
-from oneshot_rlvr.config import AUTOCAST_CHOICES
 from oneshot_rlvr.errors import RlvrError
+
+AUTOCAST_CHOICES = ("auto", "bf16", "none")
+"""Values of the `autocast` setting (resolved per device by `resolve_autocast`)."""
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` has fast bf16 matmul kernels (not PyTorch's reference fallback)."""
+    import torch  # (here: the `autocast` choices above are read where torch is not needed)
+
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     if device.type == "cpu":
@@ -44,6 +50,8 @@ def resolve_autocast(setting: str, device: torch.device) -> str:
 
 def describe(device: torch.device) -> str:
     """A device's name for messages: the GPU's model, or the CPU's vector extension (AVX2, AVX512, ...)."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_rlvr.report.plots import Plot, draw_plots, saturation_step
-from oneshot_rlvr.report.rundata import PAPER_COLUMNS, RunData, load_run, read_jsonl
+from oneshot_rlvr.report.rundata import PAPER_COLUMNS, RunData, load_run
+from oneshot_rlvr.runfolder import RunFolder, read_jsonl, write_atomic
 
 SAMPLE_PROBLEMS = 3  # validation responses shown per sampled step
 RESPONSE_CHARS = 4000  # longer responses are cut in the page (the records keep them whole)
@@ -246,10 +247,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     embeds them and needs nothing else.
     """
     run = load_run(run_dir)
-    page = Path(out) if out is not None else run.path / "report" / "index.html"
+    page = Path(out) if out is not None else RunFolder(run.path).report
     plots = draw_plots(run, page.parent / f"{page.stem}_files")
     page.parent.mkdir(parents=True, exist_ok=True)
-    tmp = page.with_name(f".{page.name}.tmp")
-    tmp.write_text(render(run, plots), encoding="utf-8")
-    tmp.replace(page)
+    write_atomic(page, render(run, plots))
     return page

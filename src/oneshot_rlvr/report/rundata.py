@@ -7,13 +7,14 @@ folder a run), `config.yaml`, `history.json`, `validation/step_N.jsonl` and `eva
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oneshot_rlvr import runfolder
 from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.runfolder import RunFolder, read_json, read_jsonl
 
 # The paper's six benchmarks in its table's order (the evaluation registry's PAPER_BENCHMARKS; kept here
 # so that reading a run folder does not import the evaluation stack and torch).
@@ -105,30 +106,6 @@ class RunData:
         return paper + sorted((n, label) for n, label in seen.items() if n not in dict(PAPER_COLUMNS))
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a line that is not a JSON object is an error naming file and line."""
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RlvrError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise RlvrError(f"{path}, line {number}: expected a JSON object")
-            rows.append(row)
-    return rows
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise RlvrError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-
-
 def _read_config(path: Path) -> dict[str, Any]:
     import yaml
 
@@ -144,7 +121,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _read_history(path: Path) -> dict[str, list[float]]:
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise RlvrError(f"{path}: expected example id -> list of per-epoch accuracies")
     return {str(k): [float(x) for x in v if isinstance(x, (int, float))] for k, v in data.items()}
@@ -164,21 +141,22 @@ def _numbered(folder: Path, prefix: str, suffix: str) -> list[tuple[int, Path]]:
 def load_run(run_dir: str | Path) -> RunData:
     """Read a run folder; a folder without metrics.jsonl is not a run."""
     path = Path(run_dir)
-    metrics_file = path / "metrics.jsonl"
+    folder = RunFolder(path)
     if not path.is_dir():
         raise RlvrError(f"{path}: no such run folder")
-    if not metrics_file.is_file():
-        raise RlvrError(f"{path}: not a run folder (no metrics.jsonl); point to the --out folder of rlvr train")
-    run = RunData(path, read_jsonl(metrics_file))
-    if (path / "config.yaml").is_file():
-        run.config = _read_config(path / "config.yaml")
-    if (path / "history.json").is_file():
-        run.history = _read_history(path / "history.json")
-    for step, folder in _numbered(path / "eval", "", ""):
-        if (folder / "results.json").is_file():
-            results = _read_json(folder / "results.json")
+    if not folder.metrics.is_file():
+        raise RlvrError(f"{path}: not a run folder (no {runfolder.METRICS}); point to the --out folder of rlvr train")
+    run = RunData(path, read_jsonl(folder.metrics))
+    if folder.config.is_file():
+        run.config = _read_config(folder.config)
+    if folder.history.is_file():
+        run.history = _read_history(folder.history)
+    for step, evaluated in _numbered(folder.evals, "", ""):
+        results_file = evaluated / runfolder.RESULTS
+        if results_file.is_file():
+            results = read_json(results_file)
             if not isinstance(results, dict):
-                raise RlvrError(f"{folder / 'results.json'}: expected a JSON object")
+                raise RlvrError(f"{results_file}: expected a JSON object")
             run.evals.append((step, results))
-    run.validation = _numbered(path / "validation", "step_", ".jsonl")
+    run.validation = _numbered(folder.validation, runfolder.STEP_PREFIX, ".jsonl")
     return run

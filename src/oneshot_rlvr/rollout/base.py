@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -60,8 +60,14 @@ class Rollouts:
         return len(self.texts)
 
 
+@runtime_checkable
 class RolloutEngine(Protocol):
-    """Anything that samples responses: the Hugging Face engine, or a scripted fake in tests."""
+    """Anything that samples responses: the Hugging Face engine, or `rollout.scripted.ScriptedEngine`.
+
+    This is everything the trainer and evaluation use of an engine."""
+
+    max_batch_rows: int
+    """The most rows (prompt copies) one forward batch holds; callers split their work into chunks of it."""
 
     def generate(
         self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None
@@ -71,6 +77,10 @@ class RolloutEngine(Protocol):
 
     def sync(self, model: Any) -> None:
         """Make the engine sample from `model`'s current weights."""
+        ...
+
+    def close(self) -> None:
+        """Release what the engine started (sampling processes); it is not used afterwards."""
         ...
 
 

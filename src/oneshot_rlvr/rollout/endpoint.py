@@ -107,6 +107,9 @@ class EndpointEngine:
     def sync(self, model: Any) -> None:
         raise RlvrError("an endpoint serves fixed weights; it cannot sample from a model being trained")
 
+    def close(self) -> None:
+        """Nothing to release: each request opens and closes its own connection."""
+
     def generate(
         self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None
     ) -> Rollouts:

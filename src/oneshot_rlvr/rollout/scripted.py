@@ -53,6 +53,9 @@ class ScriptedEngine:
     def sync(self, model: Any) -> None:
         """Nothing to do: the script does not depend on the weights."""
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def _ids(self, text: str) -> list[int]:
         if self.tokenizer is None:
             return [1] * len(text.split())

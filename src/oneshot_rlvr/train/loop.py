@@ -20,10 +20,9 @@ import torch
 from oneshot_rlvr.algo import (
     frac_zero_std,
     gae_advantages,
-    grpo_advantages,
     masked_whiten,
+    outcome_advantages,
     overlong_penalty,
-    rloo_advantages,
     truncation_mask,
     weight_positive,
 )
@@ -44,17 +43,18 @@ from oneshot_rlvr.reward.functions import (
 )
 from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
 from oneshot_rlvr.rollout.hf import HFRolloutEngine, concat_rollouts
+from oneshot_rlvr.runfolder import RunFolder, write_atomic
 from oneshot_rlvr.tracking import run_tracker
 from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.critic import Critic, outcome_token_rewards
 from oneshot_rlvr.train.data import EpochSampler, History, training_problems
 from oneshot_rlvr.train.interrupt import StopRequest, TrainingInterrupted, resume_hint, stop_request
-from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line, write_atomic
+from oneshot_rlvr.train.metrics import MetricsLog, Timer, peak_memory_gb, progress_line
 from oneshot_rlvr.train.state import (
     CRITIC_FILE,
     checkpoint_dirs,
     load_critic_state,
-    load_trainer_state,
+    resume_point,
     save_checkpoint,
     set_rng_state,
 )
@@ -83,13 +83,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def advantages(rewards: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """(B, G) rewards -> (B, G) advantages for the configured algorithm."""
-    if cfg.algo == "dr_grpo":
-        adv = grpo_advantages(rewards, norm="none")
-    elif cfg.algo == "rloo":
-        adv = rloo_advantages(rewards)
-    else:
-        adv = grpo_advantages(rewards, norm=cfg.adv_norm)
+    """(B, G) rewards -> (B, G) advantages by the configured outcome estimator (PPO: `_add_values_and_gae`)."""
+    adv = outcome_advantages(rewards, cfg.algo, norm=cfg.adv_norm)
     return weight_positive(adv, cfg.pos_weight) if cfg.pos_weight != 1 else adv
 
 
@@ -146,13 +141,13 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
 
         configure(GraderConfig(workers=max(1, (os.cpu_count() or 1) // info.world)))
     start_step, state, source = 0, None, cfg.model
-    checkpoints = checkpoint_dirs(out) if resume else []
-    if resume and checkpoints:
-        start_step, source = checkpoints[-1][0], str(checkpoints[-1][1])
-        state = load_trainer_state(checkpoints[-1][1], trust=cfg.trust_checkpoint)
+    point = resume_point(out, trust=cfg.trust_checkpoint) if resume else None
+    if point is not None:
+        start_step, checkpoint, state = point
+        source = str(checkpoint)
     elif resume and info.main:
         log.warning("%s: no checkpoint to resume from; starting from step 0", out)
-    elif not resume and (out / "metrics.jsonl").exists():
+    elif not resume and RunFolder(out).holds_run():
         raise RlvrError(f"{out}: already holds a run; pass --resume to continue it or choose a new --out")
     torch.manual_seed(cfg.seed)
     problems = training_problems(cfg)
@@ -161,10 +156,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     for p, text in zip(problems, prompts, strict=True):
         if len(tokenizer(text, add_special_tokens=False).input_ids) > cfg.max_prompt_tokens:
             raise RlvrError(f"training problem {p.id}: prompt longer than max_prompt_tokens={cfg.max_prompt_tokens}")
-    attn = cfg.attn_implementation if cfg.attn_implementation != "auto" else (
-        "eager" if device.type == "cpu" else "sdpa")
-    options = LoadOptions(dtype=cfg.dtype, gradient_checkpointing=cfg.gradient_checkpointing, lora_r=cfg.lora_r,
-                          lora_alpha=cfg.lora_alpha, attn_implementation=attn)
+    options = cfg.load_options(device.type)
     if cfg.lora_r:  # LoRA checkpoints hold the adapter; the base weights come from cfg.model
         model = load_model(cfg.model, options, device, adapter=source if state is not None else None)
     else:
@@ -182,7 +174,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     optimizer = _adamw(params, cfg.lr, cfg, device)
     critic = None
     if cfg.algo == "ppo":
-        critic_model = Critic(load_model(cfg.model, LoadOptions(dtype=cfg.dtype), device)).train()
+        # The critic is a fresh value head on the base weights: all of them trained, default attention.
+        critic_options = LoadOptions(dtype=options.dtype)
+        critic_model = Critic(load_model(cfg.model, critic_options, device)).train()
         if state is not None:
             critic_model.load_state_dict(load_critic_state(Path(source)))
         else:
@@ -216,9 +210,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
     metrics_log = None
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
+        save_config(cfg, RunFolder(out).config)
         tracker = run_tracker(dataclasses.asdict(cfg), out, resume=resume, purge_after=start_step if resume else None)
-        metrics_log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume else None, tracker=tracker)
+        metrics_log = MetricsLog(RunFolder(out).metrics, resume_step=start_step if resume else None, tracker=tracker)
     if validator is not None and cfg.val_every > 0 and start_step == 0 and metrics_log is not None:
         validator.before_training(model, metrics_log)  # the official run's val_before_train=True
     single_update = cfg.ppo_epochs == 1 and cfg.mini_batch_size == cfg.batch_size
@@ -251,7 +245,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
             rewards = dist.all_gather_cat(local_rewards.to(device), info).cpu()
             accuracy = rewards if correct is None else dist.all_gather_cat(correct.to(device), info).cpu()
             accuracy = accuracy > 0.5
-        batch.adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
+        if critic is None:  # (PPO's advantages come from its critic, below)
+            batch.adv = advantages(rewards, cfg)[info.rank * per_rank : (info.rank + 1) * per_rank].reshape(-1)
         if cfg.mask_truncated:
             truncated = torch.tensor([r == "length" for r in roll.finish_reasons])
             batch.response_mask = truncation_mask(batch.response_mask, truncated)
@@ -278,21 +273,21 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, engine: RolloutEngine | No
             saved_step = step
         if info.main and metrics_log is not None:
             metrics_log.append(row)
-            write_atomic(out / "history.json", json.dumps(history.values))
+            write_atomic(RunFolder(out).history, json.dumps(history.values))
             _report(bar, row)
         # Ctrl-C on any rank: every rank stops after this step, with it saved.
         if step < cfg.steps and dist.all_sum(float(stop.requested), info, device) > 0:
             if saved_step != step:
                 _save(out, step, model, tokenizer, optimizer, scheduler, sampler, history, cfg, info, critic)
             raise TrainingInterrupted(f"stopped after step {step}; "
-                                      + resume_hint(out, out / "checkpoints" / f"step_{step}"))
+                                      + resume_hint(out, RunFolder(out).checkpoint(step)))
     if bar is not None:
         bar.close()
     if metrics_log is not None:
         metrics_log.close()  # the trackers' runs end with the run
-    if own_engine and isinstance(engine, HFRolloutEngine):
+    if own_engine:
         engine.close()  # its sampling processes, if any (after an error they end with the engine or this process)
-    log.info("run finished at step %d; checkpoint %s", cfg.steps, out / "checkpoints" / f"step_{saved_step}")
+    log.info("run finished at step %d; checkpoint %s", cfg.steps, RunFolder(out).checkpoint(saved_step))
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import resource
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import torch
 
+from oneshot_rlvr.runfolder import write_atomic
 from oneshot_rlvr.tracking import Tracker
 
 log = logging.getLogger("oneshot_rlvr.train")
@@ -40,12 +40,6 @@ class MetricsLog:
 
     def close(self) -> None:
         self.tracker.close()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class Timer:

@@ -30,6 +30,7 @@ import torch
 
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.progress import nested_bars_off
+from oneshot_rlvr.runfolder import STEP_PREFIX, RunFolder, publish
 
 log = logging.getLogger("oneshot_rlvr.train")
 
@@ -37,14 +38,14 @@ STATE_FILE = "trainer_state.pt"
 CRITIC_FILE = "critic.pt"
 RESUME_FILES = (STATE_FILE, CRITIC_FILE)
 """The files of a checkpoint that only a resume reads, the one that marks it resumable first."""
-_STEP_DIR = re.compile(r"^step_(\d+)$")
+_STEP_DIR = re.compile(rf"^{STEP_PREFIX}(\d+)$")
 _STATE_FIELDS = ("step", "optimizer", "scheduler", "data_position", "history", "rng")
 _TRUST_HINT = "resume with trust_checkpoint=true only if you trust where the run folder came from"
 
 
 def step_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     """Every `step_N` folder of a run (renamed into place, so complete), oldest first."""
-    root = run_dir / "checkpoints"
+    root = RunFolder(run_dir).checkpoints
     if not root.is_dir():
         return []
     found = []
@@ -58,6 +59,42 @@ def step_dirs(run_dir: Path) -> list[tuple[int, Path]]:
 def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     """The checkpoints a run can resume from (those holding the trainer state), oldest first."""
     return [(step, path) for step, path in step_dirs(run_dir) if (path / STATE_FILE).exists()]
+
+
+def resume_point(run_dir: Path, *, trust: bool = False) -> tuple[int, Path, dict[str, Any]] | None:
+    """The newest checkpoint whose weights load and that holds the trainer state, as (step, folder, state);
+    None when the run has none. A newer one with damaged weights is reported and passed over (the run says
+    which one it resumes from instead); when none loads, the newest one's error stops the run."""
+    damaged: RlvrError | None = None
+    for step, path in reversed(checkpoint_dirs(run_dir)):
+        try:
+            check_weights(path)
+        except RlvrError as err:
+            log.warning("%s; passing over this checkpoint", err)
+            damaged = damaged or err
+            continue
+        state = load_trainer_state(path, trust=trust)
+        if damaged is not None:
+            log.warning("resuming from %s, the newest checkpoint whose weights load", path)
+        return step, path, state
+    if damaged is not None:
+        raise RlvrError(f"{damaged}; no older checkpoint with the trainer state loads") from None
+    return None
+
+
+def check_weights(checkpoint: Path) -> None:
+    """Raise a one-line error naming the file when a `*.safetensors` file of `checkpoint` is damaged.
+
+    Opening checks the header and that the file holds every tensor it lists (a truncated copy fails), without
+    reading the weights themselves."""
+    from safetensors import safe_open
+
+    for path in sorted(checkpoint.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                list(f.keys())
+        except Exception as err:  # safetensors raises its own SafetensorError, or OSError
+            raise RlvrError(f"{path}: damaged weights ({_first_line(err)})") from None
 
 
 def rng_state() -> dict[str, Any]:
@@ -100,9 +137,9 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, traine
 
     Then keep only the newest `keep` checkpoints, and the resume files (`RESUME_FILES`) only in the newest
     `keep_state` of them (0: no limit). The new checkpoint is complete before anything older goes."""
-    root = run_dir / "checkpoints"
+    final = RunFolder(run_dir).checkpoint(step)
+    root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step_{step}"
     tmp = root / f".tmp_step_{step}_{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -114,7 +151,7 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, traine
     torch.save({**trainer_state, "rng": rng_state()}, tmp / STATE_FILE)
     if final.exists():  # re-saving a step after a resume: replace the old copy
         shutil.rmtree(final)
-    os.replace(tmp, final)
+    publish(tmp, final)
     if keep > 0:
         for _, old in step_dirs(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -19,6 +19,7 @@ import torch
 from oneshot_rlvr.config import TrainConfig
 from oneshot_rlvr.data import Problem, load_problems
 from oneshot_rlvr.rollout import SamplingParams
+from oneshot_rlvr.runfolder import RunFolder, write_atomic
 from oneshot_rlvr.train.metrics import MetricsLog
 
 log = logging.getLogger("oneshot_rlvr.train")
@@ -60,10 +61,9 @@ class Validator:
                                              tokenizer=self.tokenizer, sampling=self.sampling, n=1,
                                              benchmark="validation")
         if self.out_dir is not None:
-            folder = self.out_dir / "validation"
-            folder.mkdir(parents=True, exist_ok=True)
-            with (folder / f"step_{step}.jsonl").open("w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r) + "\n" for r in records)
+            path = RunFolder(self.out_dir).validation_file(step)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
         return {f"val_{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 

@@ -51,19 +51,6 @@ from one that scores 85%, on every family.
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
+from oneshot_rlvr.models.builtin import BUILTIN_MODELS, builtin_model_path
 
-from oneshot_rlvr.errors import RlvrError
-
-BUILTIN_MODELS = ("tiny",)
-
-
-def builtin_model_path(name: str = "tiny") -> Path:
-    """The folder of a bundled model (`config.json`, `model.safetensors`, tokenizer files)."""
-    if name not in BUILTIN_MODELS:
-        raise RlvrError(f"unknown builtin model {name!r} (choose from {', '.join(BUILTIN_MODELS)})")
-    path = Path(str(resources.files("oneshot_rlvr.world") / "assets" / name))
-    if not (path / "config.json").exists():
-        raise RlvrError(f"the bundled model {name!r} is missing from {path} (a broken installation?)")
-    return path
+__all__ = ["BUILTIN_MODELS", "builtin_model_path"]

@@ -15,7 +15,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from oneshot_rlvr.errors import RlvrError
+from oneshot_rlvr.runfolder import write_atomic
 from oneshot_rlvr.world.corpus import CorpusMix, iter_documents
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,6 @@ def _save_checkpoint(path: Path, model: Any, opt: Any, config: PretrainConfig, s
                      elapsed: float) -> None:
     import torch
 
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "tokens": seen,
-                "elapsed": elapsed, "settings": _settings(config)}, tmp)
-    os.replace(tmp, path)  # an interrupted save never clobbers the previous checkpoint
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "tokens": seen,
+             "elapsed": elapsed, "settings": _settings(config)}
+    write_atomic(path, lambda f: torch.save(state, f))  # an interrupted save never clobbers the previous one
