@@ -81,8 +81,10 @@ def test_serve_answers_the_openai_client_and_stops_on_ctrl_c(tmp_path):
         reply = client.chat.completions.create(model=model, max_tokens=12, temperature=0,
                                                messages=[{"role": "user", "content": "What is 12 + 30?"}])
         assert reply.choices[0].message.content and reply.choices[0].finish_reason in ("stop", "length")
+        client.close()  # (an open keep-alive connection would hold up the server's graceful shutdown)
         proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
+        # A bound, not a speed check: the server gets 15 s per signal (SIGINT, SIGTERM) before SIGKILL.
+        rest, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -97,7 +97,10 @@ class ServerProcess:
         if proc is None or proc.poll() is not None:
             return None if proc is None else proc.returncode
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            proc.send_signal(sig)
+            try:  # the whole session: a worker the engine started must not outlive it (nor hold our stdout)
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return proc.wait()
             try:
                 return proc.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
