@@ -119,6 +119,7 @@ def _interrupt_at(step: int):
 
 def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(tiny_model_dir: Path, tmp_path: Path) -> None:
     extra = ("save_every=20", "steps=4")
+    before = signal.getsignal(signal.SIGINT)  # (the default handler, or SIG_IGN where the runner ignores SIGINT)
     train(config(tiny_model_dir, *extra), tmp_path / "whole", reward_fn=has_letter_e, quiet=True)
     with pytest.raises(TrainingInterrupted) as info:
         train(config(tiny_model_dir, *extra), tmp_path / "cut", reward_fn=_interrupt_at(2), quiet=True)
@@ -126,7 +127,7 @@ def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(tiny_model_dir: P
     assert "step_2" in message and "--resume" in message and str(tmp_path / "cut") in message
     assert sorted(p.name for p in (tmp_path / "cut/checkpoints").iterdir()) == ["step_2"]
     assert _steps(tmp_path / "cut") == [1, 2]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is given back
     train(config(tiny_model_dir, *extra), tmp_path / "cut", reward_fn=has_letter_e, quiet=True, resume=True)
     a = load_file(tmp_path / "whole/checkpoints/step_4/model.safetensors")
     b = load_file(tmp_path / "cut/checkpoints/step_4/model.safetensors")

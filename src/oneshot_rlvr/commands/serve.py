@@ -41,11 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="passed on to the engine (repeatable): --engine-arg=--max-model-len --engine-arg=4096")
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM stops us as Ctrl-C does, so the server is stopped too."""
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop us, and so the server. SIGINT gets Python's own handler back even where the parent
+    left it ignored (a process started in the background by a non-interactive shell inherits SIGINT ignored)."""
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, handler)
 
 
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(shlex.join(cmd))
             return 0
-        _interrupt_on_sigterm()
+        _interrupt_on_signals()
         server = ServerProcess(cmd, url)
         try:
             server.start(args.startup_timeout)
