@@ -31,7 +31,7 @@ def test_bad_choices_are_one_line(tmp_path):
     with pytest.raises(RlvrError, match="not a run folder"):
         pick_checkpoint(str(tmp_path / "nothing"))
     (run / "metrics.jsonl").write_text('{"step": 5}\nnot json\n', encoding="utf-8")
-    with pytest.raises(RlvrError, match=r"metrics.jsonl: row 2 is not JSON"):
+    with pytest.raises(RlvrError, match=r"metrics.jsonl, line 2: not valid JSON"):
         pick_checkpoint(str(run))
 
 

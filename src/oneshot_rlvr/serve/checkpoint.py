@@ -18,6 +18,7 @@ from pathlib import Path
 from oneshot_rlvr.data.templates import COT_SYSTEM, TEMPLATES, TRAIN_SUFFIX
 from oneshot_rlvr.errors import RlvrError, install_hint
 from oneshot_rlvr.eval.curve import checkpoint_steps
+from oneshot_rlvr.runfolder import RunFolder, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +39,11 @@ class Choice:
 
 def _val_accuracy(run: Path) -> dict[int, float]:
     """step -> val_accuracy from RUN/metrics.jsonl (the last row of a step wins: a resumed run rewrites it)."""
-    path = run / "metrics.jsonl"
-    found: dict[int, float] = {}
+    path = RunFolder(run).metrics
     if not path.exists():
-        return found
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise RlvrError(f"{path}: row {n} is not JSON ({err.msg})") from None
-        if isinstance(row, dict) and isinstance(row.get("val_accuracy"), (int, float)) and "step" in row:
-            found[int(row["step"])] = float(row["val_accuracy"])
-    return found
+        return {}
+    return {int(row["step"]): float(row["val_accuracy"]) for row in read_jsonl(path)
+            if isinstance(row.get("val_accuracy"), (int, float)) and "step" in row}
 
 
 def pick_checkpoint(source: str, step: str = "best") -> Choice:
