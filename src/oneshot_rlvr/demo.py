@@ -19,8 +19,7 @@ from typing import Any
 
 from oneshot_rlvr import runfolder
 from oneshot_rlvr.errors import RlvrError
-from oneshot_rlvr.report.plots import SATURATION  # (matplotlib itself is imported only to draw)
-from oneshot_rlvr.report.rundata import load_run
+from oneshot_rlvr.report.rundata import SATURATION, first_reaching, load_run
 from oneshot_rlvr.runfolder import RunFolder, read_jsonl
 
 log = logging.getLogger("oneshot_rlvr.demo")
@@ -173,7 +172,7 @@ def post_saturation(train_acc: list[tuple[int, float]], curve: list[dict[str, An
     when its training example stopped teaching it much); `best_after` the best strictly later one.
     None when the example never saturates or no checkpoint follows.
     """
-    step = next((s for s, acc in train_acc if acc >= threshold), None)
+    step = first_reaching(train_acc, threshold)
     if step is None:
         return None
     before = [c for c in curve if c["step"] <= step]

@@ -12,40 +12,10 @@ from oneshot_rlvr.data.problems import Problem
 from oneshot_rlvr.data.templates import render_prompt
 from oneshot_rlvr.eval.choice import choice_problems
 from oneshot_rlvr.eval.run import evaluate_problems, format_table, write_outputs
-from oneshot_rlvr.rollout.base import Rollouts, SamplingParams
+from oneshot_rlvr.rollout.base import SamplingParams
+from oneshot_rlvr.rollout.scripted import ScriptedEngine
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=12)
-
-
-class ScriptedEngine:
-    """Answers each prompt with scripted responses (keyed by a substring of the prompt)."""
-
-    def __init__(self, script: dict[str, list[str]], max_batch_rows: int = 256):
-        self.script = script
-        self.max_batch_rows = max_batch_rows
-        self.calls: list[tuple[int, int, int | None]] = []
-
-    def generate(self, prompts, n, sampling, *, seed=None):
-        self.calls.append((len(prompts), n, seed))
-        texts, reasons, lengths = [], [], []
-        for p in prompts:
-            key = next(k for k in self.script if k in p)
-            for g in range(n):
-                text = self.script[key][g]
-                texts.append(text)
-                cut = text.endswith("...")
-                reasons.append("length" if cut else "eos")
-                lengths.append(len(text.split()) + (0 if cut else 1))  # + the stop token
-        width = max(lengths)
-        mask = torch.tensor([[1] * k + [0] * (width - k) for k in lengths])
-        prompt = torch.ones(len(texts), 1, dtype=torch.long)
-        return Rollouts(prompt, prompt, mask.clone(), mask, texts, reasons, n=n)
-
-    def sync(self, model):
-        pass
-
-    def close(self):
-        pass
 
 
 def test_choice_records_and_metrics_from_scripted_responses():

@@ -86,3 +86,12 @@ def test_a_run_keeps_the_trainer_state_in_its_newest_checkpoint_and_resumes_from
 def test_a_negative_count_names_the_setting(key: str) -> None:
     with pytest.raises(RlvrError, match=f"{key}=-1"):
         resolve_config(None, None, ["model=x", *BASE, f"{key}=-1"]).validate()
+
+
+@pytest.mark.parametrize(("save_every", "saved"), [(0, []), (2, [2]), (3, [3])])
+def test_save_final_false_keeps_only_the_periodic_checkpoints(tiny_model_dir: Path, tmp_path: Path, save_every: int,
+                                                              saved: list[int]) -> None:
+    cfg = resolve_config(None, None, [f"model={tiny_model_dir}", *BASE, "steps=3", f"save_every={save_every}"])
+    run = train(cfg, tmp_path / "run", quiet=True, save_final=False)
+    assert [step for step, _ in checkpoint_dirs(run)] == saved
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3

@@ -225,7 +225,7 @@ def test_rollout_cuda_graphs_setting_reaches_the_engine(tiny_model_dir: Path, tm
                                                         graphs: bool | None) -> None:
     """None lets the engine record CUDA graphs when it samples on CUDA; False turns them off."""
     from oneshot_rlvr.rollout import hf
-    from oneshot_rlvr.train import loop
+    from oneshot_rlvr.train import run as train_run
 
     seen: list[object] = []
 
@@ -234,19 +234,19 @@ def test_rollout_cuda_graphs_setting_reaches_the_engine(tiny_model_dir: Path, tm
             seen.append(kwargs.get("graphs"))
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(loop, "HFRolloutEngine", Recording)
+    monkeypatch.setattr(train_run, "HFRolloutEngine", Recording)
     train(config(tiny_model_dir, "steps=1", f"rollout_cuda_graphs={setting}"), tmp_path / "run", quiet=True)
     assert seen == [graphs]
 
 
 def test_ppo_takes_its_advantages_from_the_critic_alone(tiny_model_dir: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from oneshot_rlvr.train import loop
+    from oneshot_rlvr.train import step
 
     def outcome_estimator_called(*args: object, **kwargs: object) -> torch.Tensor:
         raise AssertionError("PPO computed outcome (GRPO) advantages")
 
-    monkeypatch.setattr(loop, "outcome_advantages", outcome_estimator_called)
+    monkeypatch.setattr(step, "outcome_advantages", outcome_estimator_called)
     train(config(tiny_model_dir, "algo=ppo", "n=2", "kl_coef=0", "steps=1"), tmp_path / "run",
           reward_fn=has_letter_e, quiet=True)
     assert (tmp_path / "run" / "checkpoints" / "step_1" / "critic.pt").exists()

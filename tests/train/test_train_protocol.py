@@ -117,7 +117,7 @@ def test_a_resumed_run_keeps_its_step_0_row_and_does_not_validate_again(tiny_mod
 def test_config_yaml_records_the_resolved_stop_set_and_the_rollouts_use_it(
         tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str, recorded: str) -> None:
     from oneshot_rlvr.rollout import hf
-    from oneshot_rlvr.train import loop
+    from oneshot_rlvr.train import run as train_run
 
     engines: list[hf.HFRolloutEngine] = []
 
@@ -126,7 +126,7 @@ def test_config_yaml_records_the_resolved_stop_set_and_the_rollouts_use_it(
             super().__init__(*args, **kwargs)
             engines.append(self)
 
-    monkeypatch.setattr(loop, "HFRolloutEngine", Recording)
+    monkeypatch.setattr(train_run, "HFRolloutEngine", Recording)
     run = train(config(tiny_model_dir, "steps=1", f"stop={stop}"), tmp_path / "run", reward_fn=has_letter_e,
                 quiet=True)
     saved = yaml.safe_load((run / "config.yaml").read_text())

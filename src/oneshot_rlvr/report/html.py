@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from oneshot_rlvr.report.plots import Plot, draw_plots, saturation_step
+from oneshot_rlvr.report.plots import Plot, draw_plots
 from oneshot_rlvr.report.rundata import PAPER_COLUMNS, RunData, load_run
 from oneshot_rlvr.runfolder import RunFolder, read_jsonl, write_atomic
 
@@ -117,7 +117,7 @@ def facts_section(run: RunData) -> str:
     memory = [v for v in run.series("peak_memory_gb")[1] if math.isfinite(v)]
     if memory:
         rows.append(("peak memory", f"{max(memory):.2f} GB"))
-    sat = saturation_step(run)
+    sat = run.saturation_step()
     rows.append(("training accuracy first >= 90%", f"step {sat}" if sat is not None else "not reached"))
     return _table(("run", ""), [(escape(label), escape(value)) for label, value in rows])
 

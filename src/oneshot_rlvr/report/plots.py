@@ -16,7 +16,6 @@ from oneshot_rlvr.errors import RlvrError, install_hint
 from oneshot_rlvr.report.rundata import RunData, Series, load_run, read_jsonl
 
 INSTALL_HINT = f"plots need matplotlib: {install_hint('plots')}"
-SATURATION = 0.9  # training accuracy from which the example counts as saturated (the paper's >= 90%)
 _MARKERS_UP_TO = 40  # points per line below which each point is marked
 _SMOOTH_FROM = 60  # points per line from which a moving average is drawn over the raw curve
 
@@ -100,11 +99,6 @@ def _legend(fig: Any, handles: Sequence[Any], minimum: int = 2) -> None:
         fig.legend(handles=list(unique.values()), loc="outside right upper", fontsize=8)
 
 
-def saturation_step(run: RunData) -> int | None:
-    steps, values = run.series("train_accuracy")
-    return next((s for s, v in zip(steps, values, strict=True) if v >= SATURATION), None)
-
-
 def training_curves(run: RunData) -> list[tuple[str, Series]]:
     """The training example(s)' accuracy by step: from history.json for up to four examples (the
     k-shot runs), else the batch accuracy of metrics.jsonl."""
@@ -147,7 +141,7 @@ def _draw_saturation(run: RunData, fig: Any) -> str | None:
     ax.set_ylim(-0.02, 1.02)
     _percent(ax)
     ax.set_ylabel("training example accuracy")
-    sat = saturation_step(run)
+    sat = run.saturation_step()
     if sat is not None:
         handles.append(ax.axvline(sat, color="0.4", linestyle=":", label=f"saturated (>= 90%) at step {sat}"))
     tests = test_curves(run)

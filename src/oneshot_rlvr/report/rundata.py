@@ -8,6 +8,7 @@ folder a run), `config.yaml`, `history.json`, `validation/step_N.jsonl` and `eva
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,14 @@ PAPER_COLUMNS = (("math500", "MATH500"), ("aime24", "AIME24"), ("aime25", "AIME2
                  ("minerva_math", "Minerva"), ("olympiadbench", "Olympiad"))
 
 Series = tuple[list[int], list[float]]
+
+SATURATION = 0.9
+"""Training accuracy from which the example counts as saturated (the paper's >= 90%)."""
+
+
+def first_reaching(points: Iterable[tuple[int, float]], threshold: float = SATURATION) -> int | None:
+    """The first step of (step, value) points whose value reaches `threshold`; None when none does."""
+    return next((step for step, value in points if value >= threshold), None)
 
 
 @dataclass
@@ -55,6 +64,11 @@ class RunData:
                 continue
             steps.append(row["step"])
         return steps, values
+
+    def saturation_step(self, threshold: float = SATURATION) -> int | None:
+        """The first step whose training accuracy reached `threshold` (the example saturated); None if none did."""
+        steps, values = self.series("train_accuracy")
+        return first_reaching(zip(steps, values, strict=True), threshold)
 
     def has(self, key: str) -> bool:
         return bool(self.series(key)[0])

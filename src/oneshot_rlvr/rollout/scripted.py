@@ -23,7 +23,8 @@ class ScriptedEngine:
 
     With a tokenizer, prompt and response ids are the texts' real tokens (plus the stop token after a
     finished response), so a trainer can score them with its model; without one, every word is one token
-    of id 1. `prompts` records each `generate` call's prompts, in order.
+    of id 1. `prompts` records each `generate` call's prompts, in order, and `calls` its shape:
+    (number of prompts, n, seed).
     """
 
     def __init__(self, script: Mapping[str, Sequence[str]], tokenizer: Any = None, max_batch_rows: int = 256):
@@ -31,6 +32,7 @@ class ScriptedEngine:
         self.tokenizer = tokenizer
         self.max_batch_rows = max_batch_rows
         self.prompts: list[list[str]] = []
+        self.calls: list[tuple[int, int, int | None]] = []
 
     def responses(self, prompt: str, n: int) -> list[str]:
         key = next((k for k in self.script if k in prompt), None)
@@ -41,6 +43,7 @@ class ScriptedEngine:
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None) -> Rollouts:
         self.prompts.append(list(prompts))
+        self.calls.append((len(prompts), n, seed))
         texts = [t for p in prompts for t in self.responses(p, n)]
         finished = [not t.endswith(TRUNCATED) for t in texts]
         prompt_ids = [self._ids(p) for p in prompts for _ in range(n)]

@@ -141,6 +141,105 @@ class CriticState:
     optimizer: torch.optim.Optimizer
 
 
+class UpdateMetrics:
+    """What one update reports, accumulated over its micro-batches: loss terms (each already normalised over the
+    whole mini-batch, so micro-batch parts add up), per-token metrics weighted by token count, the ratio's
+    extremes, and the gradient norm of each optimizer step."""
+
+    def __init__(self) -> None:
+        self.loss_terms: dict[str, float] = defaultdict(float)
+        self.token_avg: dict[str, float] = defaultdict(float)
+        self.extremes: dict[str, float] = {"ratio_min": math.inf, "ratio_max": -math.inf}
+        self.token_total = 0.0
+        self.grad_norms: list[float] = []
+
+    def add(self, terms: dict[str, torch.Tensor], metrics: dict[str, Any], tokens: float) -> None:
+        """One micro-batch: its loss terms, its loss function's metrics, its response-token count."""
+        self.token_total += tokens
+        for name, value in terms.items():
+            self.loss_terms[name] += float(value.detach())
+        for name, value in metrics.items():
+            if name == "ratio_min":
+                self.extremes[name] = min(self.extremes[name], float(value)) if tokens else self.extremes[name]
+            elif name == "ratio_max":
+                self.extremes[name] = max(self.extremes[name], float(value)) if tokens else self.extremes[name]
+            else:
+                self.token_avg[name] += float(value) * tokens
+
+    def result(self, updates: int, info: dist.DistInfo, device: torch.device) -> dict[str, float]:
+        """Averages over the `updates` optimizer steps (loss terms summed over ranks) and over tokens."""
+        out = {name: dist.all_sum(total, info, device) / updates for name, total in self.loss_terms.items()}
+        out.update({name: total / max(self.token_total, 1.0) for name, total in self.token_avg.items()})
+        out.update({name: value for name, value in self.extremes.items() if math.isfinite(value)})
+        out["grad_norm"] = sum(self.grad_norms) / len(self.grad_norms)
+        return out
+
+
+def _normalisers(batch: Batch, rows: list[int], cfg: TrainConfig, info: dist.DistInfo,
+                 device: torch.device) -> dict[str, float]:
+    """The loss normalisers of one mini-batch, counted over every rank: tokens, sequences, the length budget."""
+    local_tokens = float(batch.response_mask[rows].sum())
+    return dict(
+        num_tokens=max(dist.all_sum(local_tokens, info, device), 1.0),
+        num_seqs=float(dist.all_sum(float((batch.response_mask[rows].sum(1) > 0).sum()), info, device)) or 1.0,
+        max_len=float(cfg.max_new_tokens),
+    )
+
+
+def micro_batch_loss(model: Any, mb: dict[str, torch.Tensor], cfg: TrainConfig, norm: dict[str, float],
+                     device: torch.device, step: int, critic: CriticState | None = None,
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, Any]]:
+    """The loss of one micro-batch (on `device`), its terms (pg_loss, entropy, kl, loss) and its metrics."""
+    with autocast(cfg, device):
+        logp, entropy = token_logprobs(model, mb["input_ids"], mb["attention_mask"], mb["response_mask"],
+                                       temperature=cfg.temperature)
+    mask = mb["response_mask"]
+    # One update per rollout batch: the sampling policy is the current one.
+    old = mb["old_logp"] if "old_logp" in mb else logp.detach()
+    # (80/20: the policy gradient on the high-entropy tokens only; the normalisers stay the whole
+    # mini-batch's, as in the paper)
+    pg_mask = high_entropy_mask(entropy, mask, cfg.entropy_token_quantile) if cfg.entropy_token_quantile > 0 else mask
+    pg, metrics = policy_loss(logp, old, mb["adv"], pg_mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
+                              agg=cfg.loss_agg, ratio_level=cfg.ratio_level, **norm)
+    ent = aggregate(entropy, mask, cfg.loss_agg, **norm)
+    kl = (aggregate(kl_penalty(logp, mb["ref_logp"], cfg.kl_kind), mask, cfg.loss_agg, **norm)
+          if "ref_logp" in mb else torch.zeros((), device=device))
+    if cfg.loss == "em":
+        loss = em_loss(ent, kl, kl_coef=cfg.kl_coef)
+    else:
+        loss = total_loss(pg, ent, kl, pg_coef=cfg.pg_coef, entropy_coef=cfg.entropy_coef, kl_coef=cfg.kl_coef)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"step {step}: the loss is {loss.item()}; stopping")
+    if critic is not None:
+        with autocast(cfg, device):
+            values = critic.model(mb["input_ids"], mb["attention_mask"])
+        vloss, v_metrics = value_loss(values, mb["old_values"], mb["returns"], mask, clip=cfg.value_clip,
+                                      agg=cfg.loss_agg, **norm)
+        loss = loss + cfg.vf_coef * vloss
+        metrics = {**metrics, **v_metrics, "value_loss": vloss.detach()}
+    return loss, {"pg_loss": pg, "entropy": ent, "kl": kl, "loss": loss}, metrics
+
+
+def _optimizer_step(params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, scheduler: Any,
+                    critic: CriticState | None, cfg: TrainConfig, info: dist.DistInfo, step: int) -> float:
+    """Average the gradients over ranks, clip, step (policy, then critic); returns the policy's gradient norm."""
+    dist.average_gradients(params, info)
+    clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+    if not math.isfinite(grad_norm):
+        raise TrainingDiverged(f"step {step}: the gradient norm is {grad_norm}; stopping")
+    optimizer.step()
+    scheduler.step()
+    if critic is not None:
+        critic_params = [p for p in critic.model.parameters() if p.requires_grad]
+        dist.average_gradients(critic_params, info)
+        torch.nn.utils.clip_grad_norm_(critic_params, clip)
+        critic.optimizer.step()
+    if not all(bool(torch.isfinite(p).all()) for p in params):
+        raise TrainingDiverged(f"step {step}: the weights are no longer finite; stopping")
+    return grad_norm
+
+
 def update_policy(
     model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, batch: Batch, cfg: TrainConfig,
     info: dist.DistInfo, device: torch.device, step: int, critic: CriticState | None = None,
@@ -148,89 +247,21 @@ def update_policy(
     """Mini-batches x PPO epochs of clipped policy-gradient updates (and critic updates for PPO);
     returns averaged metrics."""
     params = [p for p in model.parameters() if p.requires_grad]
-    critic_params = [p for p in critic.model.parameters() if p.requires_grad] if critic else []
-    n_rows = batch.input_ids.shape[0]
     n_mini = cfg.batch_size // cfg.mini_batch_size
-    rows_per_mini = n_rows // n_mini
-    loss_terms: dict[str, float] = defaultdict(float)  # already normalised: micro-batch parts add up
-    token_avg: dict[str, float] = defaultdict(float)  # per-token metrics, weighted by token count
-    extremes: dict[str, float] = {"ratio_min": math.inf, "ratio_max": -math.inf}
-    token_total = 0.0
-    grad_norms: list[float] = []
+    rows_per_mini = batch.input_ids.shape[0] // n_mini
+    metrics = UpdateMetrics()
     for _ in range(cfg.ppo_epochs):
         for m in range(n_mini):
             rows = list(range(m * rows_per_mini, (m + 1) * rows_per_mini))
-            local_tokens = float(batch.response_mask[rows].sum())
-            norm = dict(
-                num_tokens=max(dist.all_sum(local_tokens, info, device), 1.0),
-                num_seqs=float(dist.all_sum(float((batch.response_mask[rows].sum(1) > 0).sum()), info, device)) or 1.0,
-                max_len=float(cfg.max_new_tokens),
-            )
+            norm = _normalisers(batch, rows, cfg, info, device)
             optimizer.zero_grad(set_to_none=True)
             if critic is not None:
                 critic.optimizer.zero_grad(set_to_none=True)
             for _, _, mb in micro_batches(batch, rows, cfg):
                 mb = {k: v.to(device) for k, v in mb.items()}
-                with autocast(cfg, device):
-                    logp, entropy = token_logprobs(model, mb["input_ids"], mb["attention_mask"],
-                                                   mb["response_mask"], temperature=cfg.temperature)
-                mask = mb["response_mask"]
-                # One update per rollout batch: the sampling policy is the current one.
-                old = mb["old_logp"] if "old_logp" in mb else logp.detach()
-                # (80/20: the policy gradient on the high-entropy tokens only; the normalisers stay the whole
-                # mini-batch's, as in the paper)
-                pg_mask = (high_entropy_mask(entropy, mask, cfg.entropy_token_quantile)
-                           if cfg.entropy_token_quantile > 0 else mask)
-                pg, pg_metrics = policy_loss(logp, old, mb["adv"], pg_mask, clip_low=cfg.clip_low,
-                                             clip_high=cfg.clip_high, agg=cfg.loss_agg, ratio_level=cfg.ratio_level,
-                                             **norm)
-                ent = aggregate(entropy, mask, cfg.loss_agg, **norm)
-                kl = (aggregate(kl_penalty(logp, mb["ref_logp"], cfg.kl_kind), mask, cfg.loss_agg, **norm)
-                      if "ref_logp" in mb else torch.zeros((), device=device))
-                if cfg.loss == "em":
-                    loss = em_loss(ent, kl, kl_coef=cfg.kl_coef)
-                else:
-                    loss = total_loss(pg, ent, kl, pg_coef=cfg.pg_coef, entropy_coef=cfg.entropy_coef,
-                                      kl_coef=cfg.kl_coef)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"step {step}: the loss is {loss.item()}; stopping")
-                if critic is not None:
-                    with autocast(cfg, device):
-                        values = critic.model(mb["input_ids"], mb["attention_mask"])
-                    vloss, v_metrics = value_loss(values, mb["old_values"], mb["returns"], mask, clip=cfg.value_clip,
-                                                  agg=cfg.loss_agg, **norm)
-                    loss = loss + cfg.vf_coef * vloss
-                    pg_metrics = {**pg_metrics, **v_metrics, "value_loss": vloss.detach()}
+                loss, terms, loss_metrics = micro_batch_loss(model, mb, cfg, norm, device, step, critic)
                 # Gradients are averaged over ranks, but the normalisers already count every rank.
                 (loss * info.world).backward()
-                tokens = float(mask.sum())
-                token_total += tokens
-                for name, value in (("pg_loss", pg), ("entropy", ent), ("kl", kl), ("loss", loss)):
-                    loss_terms[name] += float(value.detach())
-                for name, value in pg_metrics.items():
-                    if name == "ratio_min":
-                        extremes[name] = min(extremes[name], float(value)) if tokens else extremes[name]
-                    elif name == "ratio_max":
-                        extremes[name] = max(extremes[name], float(value)) if tokens else extremes[name]
-                    else:
-                        token_avg[name] += float(value) * tokens
-            dist.average_gradients(params, info)
-            clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-            if not math.isfinite(grad_norm):
-                raise TrainingDiverged(f"step {step}: the gradient norm is {grad_norm}; stopping")
-            optimizer.step()
-            scheduler.step()
-            if critic is not None:
-                dist.average_gradients(critic_params, info)
-                torch.nn.utils.clip_grad_norm_(critic_params, clip)
-                critic.optimizer.step()
-            if not all(bool(torch.isfinite(p).all()) for p in params):
-                raise TrainingDiverged(f"step {step}: the weights are no longer finite; stopping")
-            grad_norms.append(grad_norm)
-    updates = cfg.ppo_epochs * n_mini
-    out = {name: dist.all_sum(total, info, device) / updates for name, total in loss_terms.items()}
-    out.update({name: total / max(token_total, 1.0) for name, total in token_avg.items()})
-    out.update({name: value for name, value in extremes.items() if math.isfinite(value)})
-    out["grad_norm"] = sum(grad_norms) / len(grad_norms)
-    return out
+                metrics.add(terms, loss_metrics, float(mb["response_mask"].sum()))
+            metrics.grad_norms.append(_optimizer_step(params, optimizer, scheduler, critic, cfg, info, step))
+    return metrics.result(cfg.ppo_epochs * n_mini, info, device)

@@ -133,10 +133,8 @@ def _settings(config: PretrainConfig) -> dict[str, Any]:
 def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train (or resume) the world model into `out_dir`; returns the summary written to pretrain.json."""
     import torch
-    from transformers import GenerationConfig, Qwen2ForCausalLM
 
     from oneshot_rlvr.models.precision import resolve_autocast
-    from oneshot_rlvr.models.tiny import tiny_qwen2_config
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,26 +152,10 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     # (checkpoints from before the autocast setting always ran under bf16 autocast)
     if state is not None and {"autocast": "bf16", **state["settings"]} != _settings(config):
         raise RlvrError(f"{ckpt}: made with other settings; use another --out or delete the checkpoint")
-    model: Any
-    if config.init_from:
-        from transformers import AutoTokenizer
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(config.init_from)
-            model = Qwen2ForCausalLM.from_pretrained(config.init_from, dtype=torch.float32)
-        except (OSError, ValueError) as err:
-            raise RlvrError(f"--init {config.init_from}: not a model folder ({err})") from None
-    else:
-        tokenizer = build_world_tokenizer(config)
-        model_config = tiny_qwen2_config(len(tokenizer), bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
-                                         pad_token_id=tokenizer.pad_token_id, **config.model_overrides())
-        model = Qwen2ForCausalLM(model_config)
+    tokenizer, model = _initial_model(config)
     tokenizer.save_pretrained(out)
     model.to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
+    opt = _optimizer(model, config)
     tokens_per_step = config.batch_rows * config.seq_len
     total_steps = max(1, math.ceil(config.tokens / (0.9 * tokens_per_step)))  # rows are ~90% full
     step, seen, elapsed = 0, 0, 0.0
@@ -209,9 +191,49 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
                 log.info("step %d  tokens %d  loss %.4f  %d tok/s", step, seen, row["loss"], row["tokens_per_s"])
             if step % config.checkpoint_every == 0 and seen < config.tokens:
                 _save_checkpoint(ckpt, model, opt, config, step, seen, time.time() - start)
-    wall = time.time() - start
+    return _finish(out, model, tokenizer, config, step, seen, time.time() - start)
+
+
+def _initial_model(config: PretrainConfig) -> tuple[Any, Any]:
+    """(tokenizer, model): the world's own tokenizer and a fresh tiny Qwen2, or a model folder to continue."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    from oneshot_rlvr.models.tiny import tiny_qwen2_config
+
+    if config.init_from:
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(config.init_from)
+            return tokenizer, Qwen2ForCausalLM.from_pretrained(config.init_from, dtype=torch.float32)
+        except (OSError, ValueError) as err:
+            raise RlvrError(f"--init {config.init_from}: not a model folder ({err})") from None
+    tokenizer = build_world_tokenizer(config)
+    model_config = tiny_qwen2_config(len(tokenizer), bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+                                     pad_token_id=tokenizer.pad_token_id, **config.model_overrides())
+    return tokenizer, Qwen2ForCausalLM(model_config)
+
+
+def _optimizer(model: Any, config: PretrainConfig) -> Any:
+    """AdamW with weight decay on the matrices only (not on norms and biases)."""
+    import torch
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
+
+
+def _finish(out: Path, model: Any, tokenizer: Any, config: PretrainConfig, step: int, seen: int,
+            wall: float) -> dict[str, Any]:
+    """Save the model (bf16) and pretrain.json, drop the resume checkpoint; returns the summary."""
+    import torch
+    from transformers import GenerationConfig
+
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
+    n_params = sum(p.numel() for p in model.parameters())
     model.to(torch.bfloat16).save_pretrained(out)
     earlier = Path(config.init_from, "pretrain.json") if config.init_from else None
     summary = {"parameters": n_params, "steps": step, "tokens": seen, "wall_seconds": round(wall, 1),
@@ -220,6 +242,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     if earlier is not None and earlier.exists():
         summary["continues"] = json.loads(earlier.read_text())
     (out / "pretrain.json").write_text(json.dumps(summary, indent=2) + "\n")
+    ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         ckpt.unlink()
     return summary
