@@ -84,7 +84,8 @@ def paper_command(opts: DemoOptions) -> str:
 def _expected_steps(opts: DemoOptions) -> int:
     from oneshot_rlvr.config import resolve_config
 
-    return resolve_config("tiny-cpu", None, [*([f"steps={opts.steps}"] if opts.steps else []), *opts.overrides]).steps
+    steps = [f"steps={opts.steps}"] if opts.steps is not None else []
+    return resolve_config("tiny-cpu", None, [*steps, *opts.overrides]).steps
 
 
 def _finished(opts: DemoOptions, examples: list[str], steps: int) -> dict[str, Any] | None:
@@ -95,7 +96,7 @@ def _finished(opts: DemoOptions, examples: list[str], steps: int) -> dict[str, A
     summary_file = opts.out / "summary.json"
     if not summary_file.exists():
         if RunFolder(opts.out / "run").holds_run():
-            raise RlvrError(f"{opts.out}: holds a run but no summary.json (it was interrupted); "
+            raise RlvrError(f"{opts.out}: holds a run but no summary.json (an interrupted run); "
                             "remove that folder to run the row again")
         return None
     try:
@@ -119,11 +120,10 @@ def _saturation(run: Path) -> int | None:
     return saturation_step(load_run(run))
 
 
-def _run_row(base: DemoOptions, k: int, label: str, pick: Pick | None, steps: int) -> dict[str, Any]:
+def _run_row(base: DemoOptions, k: int, label: str, example: str, pick: Pick | None, steps: int) -> dict[str, Any]:
+    """One run of the pipeline into OUT/<label>/ (example "all": the pool run), or its finished summary."""
     from oneshot_rlvr.world.problems import generate_problems
 
-    example = pick.example if pick is not None else "all"
-    assert example is not None
     opts = dataclasses.replace(base, out=base.out / label, example=example, quiet=True)
     what = f"[{k}/{len(RUNS)}] {label} ({example if pick else f'all {base.pool_problems} pool problems'})"
     examples = [example] if pick else [p.id for p in generate_problems("train", base.pool_problems)]
@@ -141,10 +141,21 @@ def _run_row(base: DemoOptions, k: int, label: str, pick: Pick | None, steps: in
             "saturation_step": _saturation(opts.out / "run"), "summary": summary}
 
 
+def _check_base(runs: list[dict[str, Any]]) -> None:
+    """The base row is the pool run's step-0 evaluation; every run evaluated the same base model greedily, so
+    their own step-0 figures should agree with it."""
+    pool = runs[0]["summary"]
+    differ = [r["row"] for r in runs[1:] if r["summary"] is not None and any(
+        r["summary"][key] != pool[key] for key in ("base_strict", "base_lenient"))]
+    if differ:
+        log.warning("the base model's test accuracy in %s differs from the pool run's (the base row's)",
+                    ", ".join(differ))
+
+
 def run_paper(base: DemoOptions) -> str:
     """Run the pipeline into base.out (continuing a pipeline stopped there); returns the table (markdown)."""
     steps = _expected_steps(base)
-    runs = [_run_row(base, 1, "pool", None, steps)]
+    runs = [_run_row(base, 1, "pool", "all", None, steps)]
     history = base.out / "pool" / "run"
     ranking = rank(load_history(history), "std")
     write_atomic(base.out / "ranking.tsv", format_ranking(ranking, "tsv"))
@@ -160,7 +171,8 @@ def run_paper(base: DemoOptions) -> str:
             runs.append({"row": pick.row, "example": None, "rank": None, "score": None, "reused": False,
                          "saturation_step": None, "summary": None})
         else:
-            runs.append(_run_row(base, k, pick.row, pick, steps))
+            runs.append(_run_row(base, k, pick.row, pick.example, pick, steps))
+    _check_base(runs)
     return write_outputs(base, runs, ranking, paper_command(base))
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from oneshot_rlvr.cli import main
 from oneshot_rlvr.demo import DemoOptions
-from oneshot_rlvr.demo_paper import ROWS, RUNS, choose, format_paper, run_paper, table_rows
+from oneshot_rlvr.demo_paper import ROWS, RUNS, _check_base, choose, format_paper, run_paper, table_rows
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.select import format_ranking, load_history, rank
 
@@ -99,7 +99,7 @@ def _summary(base: float, final: float) -> dict:
             "per_family": fam, "wall_seconds": 372.4}
 
 
-def test_table_by_hand_with_a_skipped_row() -> None:
+def test_table_by_hand_with_a_skipped_row(caplog: pytest.LogCaptureFixture) -> None:
     def run(row: str, example: str, summary: dict | None, sat: int | None = None) -> dict:
         return {"row": row, "example": example, "rank": 1 if row == "pi1" else None,
                 "score": 0.25 if row == "pi1" else None, "reused": False, "saturation_step": sat, "summary": summary}
@@ -112,6 +112,11 @@ def test_table_by_hand_with_a_skipped_row() -> None:
     assert lines[3] == "| pool | all | - | 0.0 -> 88.0 | 34.8 -> 88.0 | 88.0 | step 12 | 372 s |"
     assert lines[4] == "| pi1 | train-00007 (rank 1) | 0.250 | 0.0 -> 69.2 | 34.8 -> 69.2 | 69.2 | step 26 | 372 s |"
     assert lines[5] == "| zero-variance | none |  |  |  |  |  |  |"
+    _check_base(runs)
+    assert not caplog.records  # every run saw the base model as the pool run did
+    runs[1]["summary"]["base_lenient"] = 0.35
+    _check_base(runs)
+    assert "base model's test accuracy in pi1 differs" in caplog.text
 
 
 def test_default_demo_options_are_untouched(monkeypatch: pytest.MonkeyPatch,
