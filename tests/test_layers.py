@@ -13,7 +13,7 @@ PACKAGE = Path(oneshot_rlvr.__file__).parent
 
 LAYERS: list[set[str]] = [
     {"cli", "commands", "__main__"},  # the `rlvr` command
-    {"demo", "demo_controls", "train", "eval", "select", "export", "report", "serve",
+    {"demo", "demo_controls", "demo_paper", "train", "eval", "select", "export", "report", "serve",
      "settingsdoc"},  # what the commands run (and the settings page, made from config)
     # sampling, the math, the tiny world; and the settings, whose choices come from algo (beside it) and below
     {"rollout", "algo", "world", "config"},
