@@ -114,10 +114,9 @@ def _finished(opts: DemoOptions, examples: list[str], steps: int) -> dict[str, A
 
 def _saturation(run: Path) -> int | None:
     """The step at which the run's training accuracy first reaches 90% (the pool run: the pool batch's)."""
-    from oneshot_rlvr.report.plots import saturation_step
     from oneshot_rlvr.report.rundata import load_run
 
-    return saturation_step(load_run(run))
+    return load_run(run).saturation_step()
 
 
 def _run_row(base: DemoOptions, k: int, label: str, example: str, pick: Pick | None, steps: int) -> dict[str, Any]:
