@@ -227,10 +227,10 @@ def format_paper(rows: list[dict[str, Any]]) -> str:
 
 def _plot(runs: list[dict[str, Any]], out_png: Path) -> str | None:
     """Test lenient accuracy by step, one line per run; returns why it was not drawn, or None."""
-    from oneshot_rlvr.report.plots import _figure, _integer_steps, _percent
+    from oneshot_rlvr.report.plots import integer_steps, new_figure, percent_axis
 
     try:
-        fig = _figure()
+        fig = new_figure()
     except RlvrError as err:  # matplotlib is optional
         return str(err)
     ax = fig.add_subplot()
@@ -243,8 +243,8 @@ def _plot(runs: list[dict[str, Any]], out_png: Path) -> str | None:
     ax.set_ylabel("test accuracy (lenient)")
     ax.set_ylim(-0.02, 1.02)  # the whole range: runs of different pictures stay comparable
     ax.set_title("The paper's pipeline on the tiny world: test accuracy by step")
-    _percent(ax)
-    _integer_steps(ax)
+    percent_axis(ax)
+    integer_steps(ax)
     ax.legend(fontsize=8)
     fig.savefig(out_png)
     return None
@@ -254,20 +254,20 @@ def _html(command: str, rows: list[dict[str, Any]], ranking: Ranking, zero: int,
           note: str | None) -> str:
     from html import escape
 
-    from oneshot_rlvr.report.html import _CSS, _png_uri, _table
+    from oneshot_rlvr.report.html import CSS, html_table, png_uri
 
     header, body = table_cells(rows)
-    table = _table([escape(h) for h in header], [[escape(c) for c in cells] for cells in body])
+    table = html_table([escape(h) for h in header], [[escape(c) for c in cells] for cells in body])
     head = [[str(r), escape(key), f"{score:.6f}"] for r, (key, score) in enumerate(ranking[:RANKING_HEAD], start=1)]
-    picture = f"<p><img alt='test accuracy by step' src='{_png_uri(plot)}'></p>" if plot else \
+    picture = f"<p><img alt='test accuracy by step' src='{png_uri(plot)}'></p>" if plot else \
         f"<p class='note'>Plot not drawn: {escape(note or '')}</p>"
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>rlvr demo --paper</title>"
-            f"<style>{_CSS}</style></head><body>\n<h1>The paper's pipeline in miniature</h1>"
+            f"<style>{CSS}</style></head><body>\n<h1>The paper's pipeline in miniature</h1>"
             f"<p><code>{escape(command)}</code></p><h2>Results</h2>{table}"
             f"<p class='note'>Before -&gt; after on the world's test split; per family: lenient after "
             f"(the base row: before).</p>{picture}"
             f"<h2>Ranking (std of each example's history)</h2><p>{len(ranking)} examples, {zero} with zero "
-            f"variance; the head:</p>{_table(['rank', 'id', 'score'], head)}\n</body></html>\n")
+            f"variance; the head:</p>{html_table(['rank', 'id', 'score'], head)}\n</body></html>\n")
 
 
 def write_outputs(base: DemoOptions, runs: list[dict[str, Any]], ranking: Ranking, command: str) -> str:

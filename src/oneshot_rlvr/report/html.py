@@ -39,7 +39,7 @@ HEADLINES = (
     ("mean response length", "response_length_mean", False, False),
 )
 
-_CSS = """
+CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1150px;
        padding: 0 1em; color: #222; line-height: 1.4; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
@@ -70,7 +70,7 @@ def _num(value: Any, percent: bool = False) -> str:
     return f"{value:.4g}"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+def html_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """An HTML table; cells are already escaped."""
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -92,7 +92,7 @@ def settings_section(run: RunData) -> str:
         return "<p class='note'>No config.yaml in this run folder.</p>"
     rows = [("training data", escape(d))] if (d := _training_data(run.config)) else []
     rows += [(escape(k), _num(run.config[k])) for k in KEY_SETTINGS if k in run.config and run.config[k] != ""]
-    return _table(("setting", "value"), rows)
+    return html_table(("setting", "value"), rows)
 
 
 def _hms(seconds: float) -> str:
@@ -119,7 +119,7 @@ def facts_section(run: RunData) -> str:
         rows.append(("peak memory", f"{max(memory):.2f} GB"))
     sat = run.saturation_step()
     rows.append(("training accuracy first >= 90%", f"step {sat}" if sat is not None else "not reached"))
-    return _table(("run", ""), [(escape(label), escape(value)) for label, value in rows])
+    return html_table(("run", ""), [(escape(label), escape(value)) for label, value in rows])
 
 
 def headline_section(run: RunData) -> str:
@@ -135,7 +135,7 @@ def headline_section(run: RunData) -> str:
                      f"{_num(best[1], percent)} (step {best[0]})" if best else "-"))
     if not rows:
         return "<p class='note'>metrics.jsonl has no rows yet.</p>"
-    return _table(("metric", "first", "last", "best"), rows)
+    return html_table(("metric", "first", "last", "best"), rows)
 
 
 def _eval_row(step: int, results: dict[str, Any], names: Sequence[str], n_paper: int, key: str) -> list[str]:
@@ -165,13 +165,13 @@ def eval_section(run: RunData) -> str:
         header += [escape(label) for _, label in benchmarks[n_paper:]]
         rows = [_eval_row(step, results, [name for name, _ in benchmarks], n_paper, key)
                 for step, results in run.evals]
-        parts.append(f"<h3>{escape(title)}</h3>" + _table(header, rows))
+        parts.append(f"<h3>{escape(title)}</h3>" + html_table(header, rows))
     if n_paper and n_paper < len(PAPER_COLUMNS):
         parts.append("<p class='note'>Avg is shown only for steps with all six of the paper's benchmarks.</p>")
     return "\n".join(parts)
 
 
-def _png_uri(path: Path) -> str:
+def png_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
@@ -182,7 +182,7 @@ def plots_section(plots: Sequence[Plot]) -> str:
             parts.append(f"<h3 id='plot-{plot.key}'>{escape(plot.title)}</h3>"
                          f"<p class='note'>Not drawn: {escape(plot.note)}.</p>")
         else:
-            parts.append(f"<p><img id='plot-{plot.key}' alt='{escape(plot.title)}' src='{_png_uri(plot.path)}'></p>")
+            parts.append(f"<p><img id='plot-{plot.key}' alt='{escape(plot.title)}' src='{png_uri(plot.path)}'></p>")
     return "\n".join(parts)
 
 
@@ -237,7 +237,7 @@ def render(run: RunData, plots: Sequence[Plot]) -> str:
     ]
     body = "\n".join(sections)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>rlvr report: {name}</title>"
-            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
+            f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:

@@ -37,7 +37,7 @@ def require_matplotlib() -> None:
         raise RlvrError(INSTALL_HINT) from None
 
 
-def _figure(width: float = 8.0, height: float = 4.2) -> Any:
+def new_figure(width: float = 8.0, height: float = 4.2) -> Any:
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -47,14 +47,14 @@ def _figure(width: float = 8.0, height: float = 4.2) -> Any:
     return fig
 
 
-def _percent(ax: Any) -> None:
+def percent_axis(ax: Any) -> None:
     """Fractions as percentages; the margin below 0 (room for a curve at 0) gets no tick labels."""
     from matplotlib.ticker import FuncFormatter
 
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.0f}%" if v > -1e-9 else ""))
 
 
-def _integer_steps(ax: Any) -> None:
+def integer_steps(ax: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -87,7 +87,7 @@ def _line(ax: Any, series: Series, label: str, *, smooth: bool = False, **style:
 def _finish(ax: Any, title: str, ylabel: str) -> None:
     ax.set_title(title)
     ax.set_xlabel("step")
-    _integer_steps(ax)
+    integer_steps(ax)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
 
@@ -139,7 +139,7 @@ def _draw_saturation(run: RunData, fig: Any) -> str | None:
     for i, (label, series) in enumerate(train):
         handles += _line(ax, series, label, color=f"C{i}", linewidth=2.2)
     ax.set_ylim(-0.02, 1.02)
-    _percent(ax)
+    percent_axis(ax)
     ax.set_ylabel("training example accuracy")
     sat = run.saturation_step()
     if sat is not None:
@@ -154,13 +154,13 @@ def _draw_saturation(run: RunData, fig: Any) -> str | None:
         ax2.set_ylabel("test / validation accuracy (right axis)")
         lo, hi = _range([v for _, s, _ in tests for v in s[1]])
         ax2.set_ylim(lo, hi)
-        _percent(ax2)
+        percent_axis(ax2)
     else:
         ax.text(0.5, 0.5, "no validation or eval results in this run", transform=ax.transAxes, ha="center",
                 color="0.4")
     ax.set_title("Post-saturation generalisation: training example vs held-out accuracy")
     ax.set_xlabel("step")
-    _integer_steps(ax)
+    integer_steps(ax)
     ax.grid(True, alpha=0.3)
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
     return None
@@ -211,7 +211,7 @@ def _draw_accuracy(run: RunData, fig: Any) -> str | None:
             handles += _line(ax, run.series("val_format_rate"), "validation format rate", color="0.5",
                              linestyle=":")
         ax.set_ylim(-0.02, 1.02)
-        _percent(ax)
+        percent_axis(ax)
         _finish(ax, title, "accuracy")
     _legend(fig, handles)
     return None
@@ -252,7 +252,7 @@ def _draw_length(run: RunData, fig: Any) -> str | None:
         handles += _line(ax2, run.series("truncation_rate"), "truncation rate (right)", color="C3",
                          linestyle="--", linewidth=1)
         ax2.set_ylim(-0.02, 1.02)
-        _percent(ax2)
+        percent_axis(ax2)
         ax2.set_ylabel("truncated responses")
     _finish(ax, title, "tokens")
     _legend(fig, handles)
@@ -351,7 +351,7 @@ PLOTS: tuple[tuple[str, str, Drawer, tuple[float, float]], ...] = (
 def _draw(run: RunData, key: str, out_png: Path) -> str | None:
     """Draw one plot into out_png; returns a note (and writes nothing) when its data is missing."""
     _, _, drawer, size = next(p for p in PLOTS if p[0] == key)
-    fig = _figure(*size)
+    fig = new_figure(*size)
     note = drawer(run, fig)
     if note is None:
         out_png.parent.mkdir(parents=True, exist_ok=True)
