@@ -63,3 +63,20 @@ def test_objective_variants_train_and_em_lowers_entropy(tiny_model_dir: Path, tm
     assert all(r["grad_norm"] > 0 for r in rows) and rows[1]["ratio_max"] != 1.0  # the second update moved
     em = run(tiny_model_dir, tmp_path / "em", "loss=em", "kl_coef=0", "lr=1e-2", "steps=4")
     assert em[-1]["entropy"] < em[0]["entropy"]
+
+
+def test_format_reward_raises_the_boxed_rate_while_the_accuracy_stays_at_zero(tmp_path: Path) -> None:
+    """The bundled world model boxes about one answer in five; the format reward pays for boxing whatever is
+    inside, so against a gold it never writes (999999) the boxed rate climbs and train_accuracy stays 0."""
+    from oneshot_rlvr.world.problems import generate_problems
+
+    problem = next(p for p in generate_problems("train", 3) if p.id == "train-00002")
+    cfg = resolve_config("tiny-cpu", None, [f"problem={problem.question}", "answer=999999", "reward=format",
+                                            "batch_size=4", "mini_batch_size=4", "lr=1e-4", "steps=8",
+                                            "save_every=0", "val_every=0"])
+    train(cfg, tmp_path / "f", quiet=True)
+    rows = [json.loads(x) for x in (tmp_path / "f/metrics.jsonl").read_text().splitlines()]
+    boxed = [r["boxed_rate"] for r in rows]
+    assert all(r["reward_mean"] == r["boxed_rate"] for r in rows)  # (this reward is the boxed rate itself)
+    assert sum(boxed[-3:]) / 3 - sum(boxed[:2]) / 2 >= 0.25, boxed  # measured: 0.19 -> 0.62-0.72
+    assert all(r["train_accuracy"] == 0.0 for r in rows)

@@ -185,6 +185,8 @@ def _draw_reward(run: RunData, fig: Any) -> str | None:
     if run.has("train_accuracy"):
         handles += _line(ax, run.series("train_accuracy"), "training accuracy", smooth=True, color="C1",
                          linestyle="--")
+    if run.has("boxed_rate"):  # (a format-only reward raises this line whether or not the accuracy follows)
+        handles += _line(ax, run.series("boxed_rate"), "boxed answers", smooth=True, color="C2", linestyle=":")
     _finish(ax, "Reward and training accuracy", "value")
     _legend(fig, handles)
     return None

@@ -21,7 +21,14 @@ from oneshot_rlvr.algo import (
 )
 from oneshot_rlvr.config import TrainConfig
 from oneshot_rlvr.data import Problem
-from oneshot_rlvr.reward.functions import Reward, RewardInputs, TokenStats, check_scores, gold_correct
+from oneshot_rlvr.reward.functions import (
+    Reward,
+    RewardInputs,
+    TokenStats,
+    check_scores,
+    format_reward,
+    gold_correct,
+)
 from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
 from oneshot_rlvr.rollout.hf import concat_rollouts
 from oneshot_rlvr.train import dist
@@ -162,6 +169,8 @@ def _metrics_row(step: int, rewards: torch.Tensor, roll: Rollouts, stats: dict[s
         "response_length_mean": new_tokens / max(rows, 1.0),
         "response_length_max": float(lengths.max()) if len(lengths) else 0.0,
         "truncation_rate": truncated / max(rows, 1.0),
+        # (what a format-only reward pays for, logged whatever the reward: "is the gain format, or reasoning?")
+        "boxed_rate": dist.all_sum(sum(format_reward(t) for t in roll.texts), info, device) / max(rows, 1.0),
         "tokens_per_s": new_tokens / max(timer.seconds.get("generate", 0.0), 1e-9),
         **{f"time_{k}": v for k, v in timer.seconds.items()}, "time_step": step_s,
         "peak_memory_gb": peak_memory_gb(device), "lr": run.optimizer.param_groups[0]["lr"],
