@@ -131,6 +131,41 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     return summary
 
 
+def expected_steps(opts: DemoOptions) -> int:
+    """The number of steps a demo with these options trains (the tiny-cpu preset's unless overridden)."""
+    from oneshot_rlvr.config import resolve_config
+
+    steps = [f"steps={opts.steps}"] if opts.steps is not None else []
+    return resolve_config("tiny-cpu", None, [*steps, *opts.overrides]).steps
+
+
+def finished_summary(opts: DemoOptions, examples: list[str], steps: int) -> dict[str, Any] | None:
+    """The summary of a demo that already ran into opts.out with these settings; None when none has started.
+
+    The commands that run many demos (--controls, --paper) reuse finished ones, so a stopped table continues.
+    A folder holding a run but no summary (stopped mid-run), or a summary made with other settings, is an
+    error: running again would overwrite or mix runs."""
+    summary_file = opts.out / "summary.json"
+    if not summary_file.exists():
+        if RunFolder(opts.out / "run").holds_run():
+            raise RlvrError(f"{opts.out}: holds a run but no summary.json (an interrupted run); "
+                            "remove that folder to run it again")
+        return None
+    try:
+        summary: dict[str, Any] = json.loads(summary_file.read_text(encoding="utf-8"))
+        made = (summary["seed"], summary["steps"], summary["examples"], summary["test_problems"],
+                summary.get("reward", "math"), summary.get("loss", "pg"), summary.get("entropy_only", False),
+                summary.get("overrides", opts.overrides))  # (summaries written before overrides were recorded)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RlvrError(f"{summary_file}: not a demo summary ({err}); remove that folder to run it again") from None
+    wanted = (opts.seed, steps, examples, opts.test_problems, opts.reward, opts.loss, opts.entropy_only,
+              opts.overrides)
+    if made != wanted:
+        names = "(seed, steps, examples, test problems, reward, loss, entropy only, settings)"
+        raise RlvrError(f"{summary_file}: made with {names} = {made}; this run asks for {wanted}: choose another --out")
+    return summary
+
+
 def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, str], seconds: float,
               opts: DemoOptions) -> dict[str, Any]:
     data = load_run(run)
@@ -160,6 +195,7 @@ def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, s
                     "answer": examples[0].answer},
         "examples": [e.id for e in examples],
         "steps": steps, "seed": opts.seed, "entropy_only": opts.entropy_only, "reward": opts.reward, "loss": opts.loss,
+        "overrides": list(opts.overrides),
         "test_problems": len(base_records), "wall_seconds": round(seconds, 1),
     }
 

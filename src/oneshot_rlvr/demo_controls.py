@@ -3,7 +3,8 @@
 Each row is the default demo (same example, steps and evaluation) with one thing changed: the reward, or the
 loss. The row that answers "is the gain format, or reasoning?" is format-only against the true reward, on
 lenient accuracy (the answer right in any format). Rows run one after another, `seeds` seeds each, into
-OUT/<row>-seed<k>/; the table goes to OUT/controls.md and the figures to OUT/controls.json.
+OUT/<row>-seed<k>/; the table goes to OUT/controls.md and the figures to OUT/controls.json. Run again with
+the same OUT, it reuses every finished row (its summary.json) and continues with the next.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneshot_rlvr.demo import DemoOptions, run_demo
+from oneshot_rlvr.demo import DemoOptions, expected_steps, finished_summary, run_demo
 
 log = logging.getLogger("oneshot_rlvr.demo")
 
@@ -62,17 +63,24 @@ def run_controls(base: DemoOptions, seeds: int = 2) -> str:
     """Run every control x `seeds` seeds (seed base.seed, base.seed + 1, ...); returns the table (markdown)."""
     results: list[dict[str, Any]] = []
     total = len(CONTROLS) * seeds
+    examples = [e.strip() for e in base.example.split(",") if e.strip()]
     for i, control in enumerate(CONTROLS):
         runs = []
         for k in range(seeds):
             seed = base.seed + k
             opts = _options(base, control, seed, base.out / f"{slug(control.name)}-seed{seed}")
-            summary = run_demo(opts)
+            what = f"[{i * seeds + k + 1}/{total}] {control.name}, seed {seed}"
+            # (a table stopped part-way continues: finished rows are read back, not run again)
+            summary = finished_summary(opts, examples, expected_steps(opts))
+            reused = summary is not None
+            if summary is None:
+                print(f"{what} ...", flush=True)
+                summary = run_demo(opts)
             runs.append(summary)
-            print(f"[{i * seeds + k + 1}/{total}] {control.name}, seed {seed}: lenient "
-                  f"{100 * summary['base_lenient']:.1f}% -> {100 * summary['final_lenient']:.1f}%, strict "
-                  f"{100 * summary['base_strict']:.1f}% -> {100 * summary['final_strict']:.1f}% "
-                  f"({summary['wall_seconds']:.0f} s)", flush=True)
+            print(f"{what}: lenient {100 * summary['base_lenient']:.1f}% -> {100 * summary['final_lenient']:.1f}%, "
+                  f"strict {100 * summary['base_strict']:.1f}% -> {100 * summary['final_strict']:.1f}% "
+                  f"({summary['wall_seconds']:.0f} s{'; reused ' + str(opts.out / 'summary.json') if reused else ''})",
+                  flush=True)
         results.append({"control": control.name, "runs": runs})
     base.out.mkdir(parents=True, exist_ok=True)
     (base.out / "controls.json").write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneshot_rlvr.demo import DemoOptions, run_demo
+from oneshot_rlvr.demo import DemoOptions, expected_steps, finished_summary, run_demo
 from oneshot_rlvr.errors import RlvrError
-from oneshot_rlvr.runfolder import RunFolder, write_atomic
+from oneshot_rlvr.runfolder import write_atomic
 from oneshot_rlvr.select import Ranking, format_ranking, load_history, rank
 
 log = logging.getLogger("oneshot_rlvr.demo")
@@ -81,37 +81,6 @@ def paper_command(opts: DemoOptions) -> str:
     return shlex.join([*parts, *opts.overrides])
 
 
-def _expected_steps(opts: DemoOptions) -> int:
-    from oneshot_rlvr.config import resolve_config
-
-    steps = [f"steps={opts.steps}"] if opts.steps is not None else []
-    return resolve_config("tiny-cpu", None, [*steps, *opts.overrides]).steps
-
-
-def _finished(opts: DemoOptions, examples: list[str], steps: int) -> dict[str, Any] | None:
-    """The summary of a row that already ran with these settings; None when the row has not started.
-
-    A row folder holding a run but no summary (interrupted mid-run), or a summary made with other settings,
-    is an error: rerunning would overwrite or mix runs."""
-    summary_file = opts.out / "summary.json"
-    if not summary_file.exists():
-        if RunFolder(opts.out / "run").holds_run():
-            raise RlvrError(f"{opts.out}: holds a run but no summary.json (an interrupted run); "
-                            "remove that folder to run the row again")
-        return None
-    try:
-        summary: dict[str, Any] = json.loads(summary_file.read_text(encoding="utf-8"))
-        made = (summary["seed"], summary["steps"], summary["examples"], summary["test_problems"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise RlvrError(f"{summary_file}: not a demo summary ({err}); remove that folder to run the row again"
-                        ) from None
-    wanted = (opts.seed, steps, examples, opts.test_problems)
-    if made != wanted:
-        raise RlvrError(f"{summary_file}: made with (seed, steps, examples, test problems) = {made}, this pipeline "
-                        f"asks for {wanted}; choose another --out")
-    return summary
-
-
 def _saturation(run: Path) -> int | None:
     """The step at which the run's training accuracy first reaches 90% (the pool run: the pool batch's)."""
     from oneshot_rlvr.report.rundata import load_run
@@ -126,7 +95,7 @@ def _run_row(base: DemoOptions, k: int, label: str, example: str, pick: Pick | N
     opts = dataclasses.replace(base, out=base.out / label, example=example, quiet=True)
     what = f"[{k}/{len(RUNS)}] {label} ({example if pick else f'all {base.pool_problems} pool problems'})"
     examples = [example] if pick else [p.id for p in generate_problems("train", base.pool_problems)]
-    summary = _finished(opts, examples, steps)
+    summary = finished_summary(opts, examples, steps)
     reused = summary is not None
     if summary is None:
         print(f"{what} ...", flush=True)
@@ -153,7 +122,7 @@ def _check_base(runs: list[dict[str, Any]]) -> None:
 
 def run_paper(base: DemoOptions) -> str:
     """Run the pipeline into base.out (continuing a pipeline stopped there); returns the table (markdown)."""
-    steps = _expected_steps(base)
+    steps = expected_steps(base)
     runs = [_run_row(base, 1, "pool", "all", None, steps)]
     history = base.out / "pool" / "run"
     ranking = rank(load_history(history), "std")
