@@ -120,8 +120,10 @@ def build_run(cfg: TrainConfig, out: Path, resume: bool, *, info: dist.DistInfo,
     metrics_log = _open_outputs(cfg, out, resume, start_step) if info.main else None
     if validator is not None and start_step == 0 and metrics_log is not None:
         validator.before_training(model, metrics_log)  # the official run's val_before_train=True
-    run = Run(cfg, out, info, device, problems, prompts, tokenizer, model, ref, optimizer, scheduler, critic,
-              sampler, history, engine, own_engine, sampling, validator, metrics_log, start_step)
+    run = Run(cfg=cfg, out=out, info=info, device=device, problems=problems, prompts=prompts, tokenizer=tokenizer,
+              model=model, ref=ref, optimizer=optimizer, scheduler=scheduler, critic=critic, sampler=sampler,
+              history=history, engine=engine, own_engine=own_engine, sampling=sampling, validator=validator,
+              metrics_log=metrics_log, start_step=start_step)
     if run.single_update and info.main:
         log.info("one update per rollout batch: old log-probs equal the current ones, skipping that forward pass")
     return run
