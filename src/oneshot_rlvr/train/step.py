@@ -89,8 +89,7 @@ def train_step(run: Run, reward: Reward, step: int) -> dict[str, Any]:
     for (r, epoch), acc in zip(rows, accuracy.float().mean(dim=1).tolist(), strict=True):
         run.history.add(run.problems[r].id, epoch, acc * cfg.n, cfg.n)
     run.history.close_epochs_before(run.sampler.position.epoch)
-    row = _metrics_row(step, rewards, roll, update_stats, timer, run)
-    row["train_accuracy"] = float(accuracy.float().mean())
+    row = _metrics_row(step, rewards, accuracy, roll, update_stats, timer, run)
     row["frac_zero_std"] = frac_zero_std(rewards)
     row.update({k: dist.all_sum(v, info, device) / info.world for k, v in reward_metrics.items()})
     return row
@@ -153,8 +152,10 @@ def _reference_logp(model: Any, ref: Any, batch: Batch, cfg: TrainConfig, device
         return score_tokens(model, batch, cfg, device)
 
 
-def _metrics_row(step: int, rewards: torch.Tensor, roll: Rollouts, stats: dict[str, float], timer: Timer,
-                 run: Run) -> dict[str, Any]:
+def _metrics_row(step: int, rewards: torch.Tensor, accuracy: torch.Tensor, roll: Rollouts, stats: dict[str, float],
+                 timer: Timer, run: Run) -> dict[str, Any]:
+    """The step's row: rewards, (B, G) correctness against the gold (`accuracy`), the update's metrics, lengths,
+    boxed rate, time per phase, memory, learning rate."""
     info, device = run.info, run.device
     lengths = roll.response_lengths.float()
     new_tokens = dist.all_sum(float(lengths.sum()), info, device)
@@ -164,7 +165,7 @@ def _metrics_row(step: int, rewards: torch.Tensor, roll: Rollouts, stats: dict[s
     return {
         "step": step, "epoch": run.sampler.position.epoch,
         "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
-        "train_accuracy": float((rewards > 0.5).float().mean()),
+        "train_accuracy": float(accuracy.float().mean()),
         **stats,
         "response_length_mean": new_tokens / max(rows, 1.0),
         "response_length_max": float(lengths.max()) if len(lengths) else 0.0,
