@@ -20,7 +20,7 @@ from typing import Any
 from oneshot_rlvr import runfolder
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.report.rundata import SATURATION, first_reaching, load_run
-from oneshot_rlvr.runfolder import RunFolder, read_jsonl
+from oneshot_rlvr.runfolder import RunFolder, read_jsonl, write_atomic
 
 log = logging.getLogger("oneshot_rlvr.demo")
 
@@ -90,7 +90,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         _write_split(data / f"{name}.jsonl", problems)
     family_of = {p.id: p.family for p in splits["test"]}
     pool_ids = {p.id: p for p in splits["pool"]}
-    chosen = list(pool_ids) if opts.example == "all" else [e.strip() for e in opts.example.split(",") if e.strip()]
+    chosen = example_ids(opts)
     unknown = [e for e in chosen if e not in pool_ids]
     if unknown or not chosen:
         raise RlvrError(f"--example {opts.example!r}: not in the world's training pool (ids train-00000 ... "
@@ -126,9 +126,19 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     log.info("evaluating every checkpoint on the test split")
     evaluate_run(run, bench, eval_opts, device="cpu", batch_rows=256)
     summary = summarise(run, cfg.steps, examples, family_of, time.perf_counter() - start, opts)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    # (atomic: a summary.json present is what marks the run finished for --controls and --paper)
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     _plots(run, out)
     return summary
+
+
+def example_ids(opts: DemoOptions) -> list[str]:
+    """The pool ids the demo trains on: --example's comma-separated ids, or every pool id for "all"."""
+    if opts.example == "all":
+        from oneshot_rlvr.world.problems import generate_problems
+
+        return [p.id for p in generate_problems("train", opts.pool_problems)]
+    return [e.strip() for e in opts.example.split(",") if e.strip()]
 
 
 def expected_steps(opts: DemoOptions) -> int:
@@ -139,10 +149,9 @@ def expected_steps(opts: DemoOptions) -> int:
     return resolve_config("tiny-cpu", None, [*steps, *opts.overrides]).steps
 
 
-def finished_summary(opts: DemoOptions, examples: list[str], steps: int) -> dict[str, Any] | None:
+def finished_summary(opts: DemoOptions) -> dict[str, Any] | None:
     """The summary of a demo that already ran into opts.out with these settings; None when none has started.
 
-    The commands that run many demos (--controls, --paper) reuse finished ones, so a stopped table continues.
     A folder holding a run but no summary (stopped mid-run), or a summary made with other settings, is an
     error: running again would overwrite or mix runs."""
     summary_file = opts.out / "summary.json"
@@ -158,12 +167,28 @@ def finished_summary(opts: DemoOptions, examples: list[str], steps: int) -> dict
                 summary.get("overrides", opts.overrides))  # (summaries written before overrides were recorded)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise RlvrError(f"{summary_file}: not a demo summary ({err}); remove that folder to run it again") from None
-    wanted = (opts.seed, steps, examples, opts.test_problems, opts.reward, opts.loss, opts.entropy_only,
-              opts.overrides)
+    wanted = (opts.seed, expected_steps(opts), example_ids(opts), opts.test_problems, opts.reward, opts.loss,
+              opts.entropy_only, opts.overrides)
     if made != wanted:
         names = "(seed, steps, examples, test problems, reward, loss, entropy only, settings)"
         raise RlvrError(f"{summary_file}: made with {names} = {made}; this run asks for {wanted}: choose another --out")
     return summary
+
+
+def run_or_reuse(opts: DemoOptions, what: str) -> tuple[dict[str, Any], bool]:
+    """One demo of a command that runs many (--controls, --paper), with a progress line before and after:
+    (its summary, whether it was reused). A finished one is read back rather than run again, so a stopped
+    table continues where it stopped."""
+    summary = finished_summary(opts)
+    reused = summary is not None
+    if summary is None:
+        print(f"{what} ...", flush=True)
+        summary = run_demo(opts)
+    print(f"{what}: lenient {100 * summary['base_lenient']:.1f}% -> {100 * summary['final_lenient']:.1f}%, "
+          f"strict {100 * summary['base_strict']:.1f}% -> {100 * summary['final_strict']:.1f}% "
+          f"({summary['wall_seconds']:.0f} s{'; reused ' + str(opts.out / 'summary.json') if reused else ''})",
+          flush=True)
+    return summary, reused
 
 
 def summarise(run: Path, steps: int, examples: list[Any], family_of: dict[str, str], seconds: float,

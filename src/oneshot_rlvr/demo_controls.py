@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneshot_rlvr.demo import DemoOptions, expected_steps, finished_summary, run_demo
+from oneshot_rlvr.demo import DemoOptions, run_or_reuse
+from oneshot_rlvr.runfolder import write_atomic
 
 log = logging.getLogger("oneshot_rlvr.demo")
 
@@ -63,29 +64,17 @@ def run_controls(base: DemoOptions, seeds: int = 2) -> str:
     """Run every control x `seeds` seeds (seed base.seed, base.seed + 1, ...); returns the table (markdown)."""
     results: list[dict[str, Any]] = []
     total = len(CONTROLS) * seeds
-    examples = [e.strip() for e in base.example.split(",") if e.strip()]
     for i, control in enumerate(CONTROLS):
         runs = []
         for k in range(seeds):
             seed = base.seed + k
             opts = _options(base, control, seed, base.out / f"{slug(control.name)}-seed{seed}")
-            what = f"[{i * seeds + k + 1}/{total}] {control.name}, seed {seed}"
-            # (a table stopped part-way continues: finished rows are read back, not run again)
-            summary = finished_summary(opts, examples, expected_steps(opts))
-            reused = summary is not None
-            if summary is None:
-                print(f"{what} ...", flush=True)
-                summary = run_demo(opts)
-            runs.append(summary)
-            print(f"{what}: lenient {100 * summary['base_lenient']:.1f}% -> {100 * summary['final_lenient']:.1f}%, "
-                  f"strict {100 * summary['base_strict']:.1f}% -> {100 * summary['final_strict']:.1f}% "
-                  f"({summary['wall_seconds']:.0f} s{'; reused ' + str(opts.out / 'summary.json') if reused else ''})",
-                  flush=True)
+            runs.append(run_or_reuse(opts, f"[{i * seeds + k + 1}/{total}] {control.name}, seed {seed}")[0])
         results.append({"control": control.name, "runs": runs})
     base.out.mkdir(parents=True, exist_ok=True)
-    (base.out / "controls.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    write_atomic(base.out / "controls.json", json.dumps(results, indent=2))
     table = format_controls(results)
-    (base.out / "controls.md").write_text(table + "\n", encoding="utf-8")
+    write_atomic(base.out / "controls.md", table + "\n")
     return table
 
 

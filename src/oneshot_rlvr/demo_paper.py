@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneshot_rlvr.demo import DemoOptions, expected_steps, finished_summary, run_demo
+from oneshot_rlvr.demo import DemoOptions, run_or_reuse
 from oneshot_rlvr.errors import RlvrError
 from oneshot_rlvr.runfolder import write_atomic
 from oneshot_rlvr.select import Ranking, format_ranking, load_history, rank
@@ -88,22 +88,11 @@ def _saturation(run: Path) -> int | None:
     return load_run(run).saturation_step()
 
 
-def _run_row(base: DemoOptions, k: int, label: str, example: str, pick: Pick | None, steps: int) -> dict[str, Any]:
+def _run_row(base: DemoOptions, k: int, label: str, example: str, pick: Pick | None) -> dict[str, Any]:
     """One run of the pipeline into OUT/<label>/ (example "all": the pool run), or its finished summary."""
-    from oneshot_rlvr.world.problems import generate_problems
-
     opts = dataclasses.replace(base, out=base.out / label, example=example, quiet=True)
     what = f"[{k}/{len(RUNS)}] {label} ({example if pick else f'all {base.pool_problems} pool problems'})"
-    examples = [example] if pick else [p.id for p in generate_problems("train", base.pool_problems)]
-    summary = finished_summary(opts, examples, steps)
-    reused = summary is not None
-    if summary is None:
-        print(f"{what} ...", flush=True)
-        summary = run_demo(opts)
-    print(f"{what}: lenient {100 * summary['base_lenient']:.1f}% -> {100 * summary['final_lenient']:.1f}%, strict "
-          f"{100 * summary['base_strict']:.1f}% -> {100 * summary['final_strict']:.1f}% "
-          f"({summary['wall_seconds']:.0f} s{'; reused ' + str(opts.out / 'summary.json') if reused else ''})",
-          flush=True)
+    summary, reused = run_or_reuse(opts, what)
     return {"row": label, "example": example, "rank": pick.rank if pick else None,
             "score": pick.score if pick else None, "reused": reused,
             "saturation_step": _saturation(opts.out / "run"), "summary": summary}
@@ -122,8 +111,7 @@ def _check_base(runs: list[dict[str, Any]]) -> None:
 
 def run_paper(base: DemoOptions) -> str:
     """Run the pipeline into base.out (continuing a pipeline stopped there); returns the table (markdown)."""
-    steps = expected_steps(base)
-    runs = [_run_row(base, 1, "pool", "all", None, steps)]
+    runs = [_run_row(base, 1, "pool", "all", None)]
     history = base.out / "pool" / "run"
     ranking = rank(load_history(history), "std")
     write_atomic(base.out / "ranking.tsv", format_ranking(ranking, "tsv"))
@@ -139,7 +127,7 @@ def run_paper(base: DemoOptions) -> str:
             runs.append({"row": pick.row, "example": None, "rank": None, "score": None, "reused": False,
                          "saturation_step": None, "summary": None})
         else:
-            runs.append(_run_row(base, k, pick.row, pick.example, pick, steps))
+            runs.append(_run_row(base, k, pick.row, pick.example, pick))
     _check_base(runs)
     return write_outputs(base, runs, ranking, paper_command(base))
 
