@@ -211,20 +211,20 @@ def _html(command: str, rows: list[dict[str, Any]], ranking: Ranking, zero: int,
           note: str | None) -> str:
     from html import escape
 
-    from oneshot_rlvr.report.html import CSS, html_table, png_uri
+    from oneshot_rlvr.report.html import html_page, html_table, png_uri
 
     header, body = table_cells(rows)
     table = html_table([escape(h) for h in header], [[escape(c) for c in cells] for cells in body])
     head = [[str(r), escape(key), f"{score:.6f}"] for r, (key, score) in enumerate(ranking[:RANKING_HEAD], start=1)]
     picture = f"<p><img alt='test accuracy by step' src='{png_uri(plot)}'></p>" if plot else \
         f"<p class='note'>Plot not drawn: {escape(note or '')}</p>"
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>rlvr demo --paper</title>"
-            f"<style>{CSS}</style></head><body>\n<h1>The paper's pipeline in miniature</h1>"
-            f"<p><code>{escape(command)}</code></p><h2>Results</h2>{table}"
-            f"<p class='note'>Before -&gt; after on the world's test split; per family: lenient after "
-            f"(the base row: before).</p>{picture}"
-            f"<h2>Ranking (std of each example's history)</h2><p>{len(ranking)} examples, {zero} with zero "
-            f"variance; the head:</p>{html_table(['rank', 'id', 'score'], head)}\n</body></html>\n")
+    return html_page("rlvr demo --paper", (
+        f"<h1>The paper's pipeline in miniature</h1>"
+        f"<p><code>{escape(command)}</code></p><h2>Results</h2>{table}"
+        f"<p class='note'>Before -&gt; after on the world's test split; per family: lenient after "
+        f"(the base row: before).</p>{picture}"
+        f"<h2>Ranking (std of each example's history)</h2><p>{len(ranking)} examples, {zero} with zero "
+        f"variance; the head:</p>{html_table(['rank', 'id', 'score'], head)}"))
 
 
 def write_outputs(base: DemoOptions, runs: list[dict[str, Any]], ranking: Ranking, command: str) -> str:

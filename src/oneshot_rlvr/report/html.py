@@ -39,7 +39,7 @@ HEADLINES = (
     ("mean response length", "response_length_mean", False, False),
 )
 
-CSS = """
+_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1150px;
        padding: 0 1em; color: #222; line-height: 1.4; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
@@ -235,9 +235,13 @@ def render(run: RunData, plots: Sequence[Plot]) -> str:
         "<h2>Plots</h2>", plots_section(plots),
         "<h2>Sample validation responses</h2>", samples_section(run),
     ]
-    body = "\n".join(sections)
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>rlvr report: {name}</title>"
-            f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+    return html_page(f"rlvr report: {name}", "\n".join(sections))
+
+
+def html_page(title: str, body: str) -> str:
+    """A whole page in the report's style; `title` and `body` are HTML already (escaped where needed)."""
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
