@@ -17,6 +17,9 @@ from oneshot_rlvr.rollout.base import SamplingParams
 
 # A logits processor in Hugging Face's form: (input_ids of the active rows, scores) -> scores.
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A logits processor by row, for loops whose rows are at different steps (continuous batching):
+# (responses so far (B, R), right-padded; tokens generated so far by each row (B,); scores (B, V)) -> scores.
+RowProcessor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_cache(capacity: int) -> Any:
@@ -68,12 +71,14 @@ def prefill_inputs(ids: torch.Tensor, mask: torch.Tensor, unique: torch.Tensor) 
     return u_ids, u_mask, (u_mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def sample_next(scores: torch.Tensor, sampling: SamplingParams, valid: torch.Tensor | None = None) -> torch.Tensor:
+def sample_next(scores: torch.Tensor, sampling: SamplingParams, valid: torch.Tensor | None = None,
+                uniform: torch.Tensor | None = None) -> torch.Tensor:
     """(B, V) next-token scores -> (B,) token ids: greedy, or temperature / top-k / top-p sampling.
 
     Scores that leave no probability to sample from (NaN, all -inf) raise an error; with `valid` (a bool
     tensor on the scores' device) the check is recorded there instead (`valid &= ok`), so that the caller
-    need not wait for the device at every token, and raises it later (`check_sampled`).
+    need not wait for the device at every token, and raises it later (`check_sampled`). `uniform` (B,)
+    float64 in [0, 1) is each row's draw (`oneshot_rlvr.rollout.streams`); None draws from torch's generator.
     """
     if sampling.greedy:
         return scores.argmax(dim=-1)
@@ -87,7 +92,7 @@ def sample_next(scores: torch.Tensor, sampling: SamplingParams, valid: torch.Ten
         # Drop a token when the mass before it already reaches top_p (the best token always stays).
         drop = (probs.cumsum(dim=-1) - probs) >= sampling.top_p
         scores = scores.scatter(-1, order, sorted_scores.masked_fill(drop, float("-inf")))
-    return _inverse_cdf_sample(scores.softmax(dim=-1), valid)
+    return _inverse_cdf_sample(scores.softmax(dim=-1), valid, uniform)
 
 
 def check_sampled(valid: torch.Tensor) -> None:
@@ -96,7 +101,8 @@ def check_sampled(valid: torch.Tensor) -> None:
         raise RuntimeError("probability tensor contains either inf, nan or element < 0")
 
 
-def _inverse_cdf_sample(probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def _inverse_cdf_sample(probs: torch.Tensor, valid: torch.Tensor | None = None,
+                        uniform: torch.Tensor | None = None) -> torch.Tensor:
     """One draw per row of (B, V) probabilities: the first token whose cumulative mass exceeds a uniform
     draw. Exact like torch.multinomial, but an order of magnitude faster on CPU (multinomial draws an
     exponential variate per vocabulary entry); zero-probability tokens are never picked."""
@@ -107,7 +113,9 @@ def _inverse_cdf_sample(probs: torch.Tensor, valid: torch.Tensor | None = None) 
         check_sampled(ok)
     else:
         valid &= ok
-    u = torch.rand(probs.shape[0], 1, dtype=cdf.dtype, device=probs.device) * cdf[:, -1:]
+    if uniform is None:
+        uniform = torch.rand(probs.shape[0], dtype=cdf.dtype, device=probs.device)
+    u = uniform.to(cdf.dtype)[:, None] * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=probs.shape[-1] - 1)
 
 
@@ -151,6 +159,8 @@ def decode(
     prefilled: bool = False,
     processors: list[Processor] | None = None,
     check_every: int | None = None,
+    uniforms: torch.Tensor | None = None,
+    row_processors: list[RowProcessor] | None = None,
 ) -> torch.Tensor:
     """Generate up to `sampling.max_new_tokens` tokens for each left-padded prompt row.
 
@@ -158,6 +168,8 @@ def decode(
     `check_every`: how many tokens pass between looks at which rows have stopped (default 1 on CPU, 16 on
     CUDA). Each look waits for the device; between looks, the host queues the next tokens while the GPU
     computes, and stopped rows keep their place (writing `pad_id`) until the next look removes them.
+    `uniforms` (B, R) float64: row b's draw for its token t (`oneshot_rlvr.rollout.streams`); None draws from
+    torch's generator. `row_processors` see each row's response so far (`RowProcessor`).
     Returns (B, R) response tokens, each row ending with its stop token or cut at the limit, `pad_id`
     after that.
     """
@@ -179,7 +191,12 @@ def decode(
         logits = step(feed, feed_pos, attn)
         for proc in processors or ():
             logits = proc(seq, logits)
-        token = sample_next(logits, sampling, valid).masked_fill(stopped, pad_id)
+        if row_processors:
+            done = torch.full_like(active, t)
+            for row_proc in row_processors:
+                logits = row_proc(out[active], done, logits)
+        uniform = uniforms[active, t] if uniforms is not None else None
+        token = sample_next(logits, sampling, valid, uniform).masked_fill(stopped, pad_id)
         out[active, t] = token
         steps = t + 1
         stopped = stopped | torch.isin(token, stops)

@@ -19,10 +19,12 @@ from transformers import DynamicCache
 from oneshot_rlvr.models.load import cache_keyword
 from oneshot_rlvr.models.stops import resolve_stop
 from oneshot_rlvr.rollout.base import Rollouts, SamplingParams, concat_rollouts
-from oneshot_rlvr.rollout.decode import HFStep, Step, decode, make_cache, prefill_inputs
+from oneshot_rlvr.rollout.decode import HFStep, RowProcessor, Step, decode, make_cache, prefill_inputs
 from oneshot_rlvr.rollout.fastpath import FastLM, prefilled_step, unsupported_reason
 from oneshot_rlvr.rollout.graphs import GraphDecoder, cuda_graph_recorder
 from oneshot_rlvr.rollout.parallel import DecodeJob, SamplerPool, split_rows
+from oneshot_rlvr.rollout.slots import decode_continuous
+from oneshot_rlvr.rollout.streams import row_uniforms
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,8 @@ class HFRolloutEngine:
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_rows: int = 256, share_prefill: bool = True,
                  logits_processor_factory: Callable[[int], Any] | None = None, use_generate: bool = False,
                  dtype: torch.dtype | None = None, fast: bool | None = None, processes: int = 1,
-                 graphs: bool | None = None, stop: str | Sequence[int] = "chat"):
+                 graphs: bool | None = None, continuous: bool = True,
+                 row_processors: list[RowProcessor] | None = None, stop: str | Sequence[int] = "chat"):
         """`logits_processor_factory(prompt_len)` may return an extra logits processor per generate call.
 
         The engine decodes with `oneshot_rlvr.rollout.decode` (finished rows leave the batch);
@@ -51,6 +54,13 @@ class HFRolloutEngine:
         `processes` > 1 splits each batch's rows over that many sampling processes on the fast path
         (`oneshot_rlvr.rollout.parallel`; on CPU a small model's decode leaves cores idle otherwise). The
         samples then depend on the number of processes, not only on the seed. Call `close` when done.
+
+        `continuous` (default) decodes on the CPU fast path with continuous batching
+        (`oneshot_rlvr.rollout.slots`): `max_batch_rows` slots, each refilled with the next waiting row as
+        soon as its row stops. False runs the rows in chunks of `max_batch_rows`, each until its longest row
+        ends (the comparison; also what the other paths do). Either way each row samples from its own stream
+        (`oneshot_rlvr.rollout.streams`). `row_processors` adjust the scores by row (`RowProcessor`), in
+        either loop; `logits_processor_factory`'s Hugging Face form needs the chunked loop, which it selects.
 
         `stop` names what ends a response: a stop spec (`eos`, `chat`, `harness`, tokens, ids; see
         `oneshot_rlvr.models.stops`) or the token ids themselves.
@@ -75,6 +85,8 @@ class HFRolloutEngine:
         self.tokenizer = tokenizer
         self.max_batch_rows = max_batch_rows
         self.share_prefill = share_prefill
+        self.continuous = continuous
+        self.row_processors = row_processors
         self.stop_ids = resolve_stop(stop, tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
 
@@ -133,25 +145,58 @@ class HFRolloutEngine:
 
     @torch.no_grad()
     def generate(
-        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None
+        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None, first_row: int = 0
     ) -> Rollouts:
+        """Sample n responses for each prompt. Row i (of B * n) draws from the stream of (seed, first_row + i)
+        (None: a seed from torch's generator), so its sample does not depend on `max_batch_rows` nor on the loop
+        that schedules it (bit for bit on a float32 CPU; the Hugging Face `generate` and the sampling processes
+        draw from torch's generator instead, seeded with `seed`)."""
         if seed is not None:
             torch.manual_seed(seed)
+        base = seed if seed is not None else int(torch.randint(0, 2**62, ()))
         rows = [p for p in prompts for _ in range(n)]
-        parts = [self._generate_rows(rows[i : i + self.max_batch_rows], sampling)
-                 for i in range(0, len(rows), self.max_batch_rows)]
-        out = concat_rollouts(parts, pad_id=self.pad_id)
+        if self._continuous_ok():
+            out = self._generate_continuous(rows, sampling, base, first_row)
+        else:
+            parts = [self._generate_rows(rows[i : i + self.max_batch_rows], sampling, base, first_row + i)
+                     for i in range(0, len(rows), self.max_batch_rows)]
+            out = concat_rollouts(parts, pad_id=self.pad_id)
         out.n = n
         return out
 
-    def _generate_rows(self, rows: list[str], sampling: SamplingParams) -> Rollouts:
-        model = self.model
-        device = next(model.parameters()).device
+    def _continuous_ok(self) -> bool:
+        """Continuous batching runs on the CPU fast path (CUDA keeps its recorded steps, chunked)."""
+        return (self.continuous and self._fast is not None and self._graphs is None and self.processes == 1
+                and self.logits_processor_factory is None and self._fast.embed.device.type == "cpu")
+
+    def _encode(self, rows: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        device = next(self.model.parameters()).device
         # Prompts must be left-padded so every row's next token is in the last column, whatever the
         # tokenizer was configured with.
         self.tokenizer.padding_side = "left"
         enc = self.tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
+        return enc.input_ids.to(device), enc.attention_mask.to(device)
+
+    def _generate_continuous(self, rows: list[str], sampling: SamplingParams, seed: int, first_row: int) -> Rollouts:
+        assert self._fast is not None
+        ids, mask = self._encode(rows)
+        number: dict[str, int] = {}
+        prompt_of = [number.setdefault(text, len(number)) for text in rows]
+
+        def draws(picked: list[int]) -> torch.Tensor:
+            return row_uniforms(seed, [first_row + r for r in picked], sampling.max_new_tokens, ids.device)
+
+        resp = decode_continuous(self._fast, ids, mask, prompt_of, sampling, self.stop_ids, self.pad_id,
+                                 slots=self.max_batch_rows, uniforms=draws, row_processors=self.row_processors)
+        is_stop = torch.isin(resp, torch.tensor(self.stop_ids, device=resp.device))
+        ends = torch.where(is_stop.any(1), is_stop.int().argmax(1) + 1, resp.shape[1])
+        return self._to_rollouts(ids, mask, resp[:, : int(ends.max())])
+
+    def _generate_rows(self, rows: list[str], sampling: SamplingParams, seed: int, first_row: int) -> Rollouts:
+        model = self.model
+        ids, mask = self._encode(rows)
+        uniforms = None if sampling.greedy else row_uniforms(
+            seed, range(first_row, first_row + len(rows)), sampling.max_new_tokens, ids.device)
         kwargs: dict[str, Any] = dict(
             max_new_tokens=sampling.max_new_tokens, eos_token_id=self.stop_ids, pad_token_id=self.pad_id,
             do_sample=not sampling.greedy,
@@ -177,7 +222,8 @@ class HFRolloutEngine:
                 # (the static step prefills every prompt itself, shared or not)
                 prefilled = shared is not None or self._graphs is not None
                 resp = decode(step, ids, mask, sampling, self.stop_ids, self.pad_id, prefilled=prefilled,
-                              processors=kwargs.get("logits_processor"))
+                              processors=kwargs.get("logits_processor"), uniforms=uniforms,
+                              row_processors=self.row_processors)
         finally:
             model.train(was_training)
         return self._to_rollouts(ids, mask, resp)

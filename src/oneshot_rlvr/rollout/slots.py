@@ -1,0 +1,220 @@
+"""Continuous batching: a fixed number of slots, and a finished row's slot takes the next waiting row at once.
+
+Chunked decoding runs `rollout_batch_rows` rows until the longest of them ends, then the next chunk: with
+long-tailed response lengths most of its steps run a nearly empty batch, and every chunk pays for its own
+longest row. Here each slot has its own position in one static KV cache; when a row stops, its slot is
+refilled with the next pending row before the next step. Its prompt's keys and values are copied in from a
+store that prefilled each distinct prompt once (in 1-shot every row has the same prompt: one prefill for the
+whole rollout). When no row is waiting, finished slots leave the batch (the live rows move to the front).
+
+A row's arithmetic does not depend on its neighbours: its attention reads the whole static window with
+its own mask, and the batch is never computed with fewer than `MIN_ROWS` rows (float32 CPU matmul kernels
+switch algorithm, and rounding, below about 10-16 rows). With the row's own random stream
+(`oneshot_rlvr.rollout.streams`) a float32 CPU rollout is then the same bit for bit whatever the slot count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from oneshot_rlvr.rollout.base import SamplingParams
+from oneshot_rlvr.rollout.decode import RowProcessor, sample_next
+from oneshot_rlvr.rollout.fastpath import FastLM, KVCache, prefill
+
+MIN_ROWS = 16
+"""The fewest rows a decode step computes (idle slots fill the rest): see the module docstring."""
+
+PREFILL_GROUP = 16
+"""Distinct prompts prefilled together, in the order they first appear (never by slot: see the docstring)."""
+
+
+def slot_step(lm: FastLM, feed: Tensor, write_at: Tensor, cache: KVCache, bias: Tensor) -> Tensor:
+    """Logits (B, V) after one token per slot: `feed` (B, 1) at position `write_at` (B,), the slot's own
+    cache index (prompts are stored unpadded, so position and index agree). `bias` (B, 1, 1, capacity) is 0
+    on the keys a slot may read (its prompt and tokens so far, this one included) and a large negative value
+    elsewhere."""
+    batch = feed.shape[0]
+    rows = torch.arange(batch, device=feed.device)
+    group = lm.heads // lm.kv_heads
+    with torch.autocast(feed.device.type, enabled=False):  # (the weights are in the sampling dtype already)
+        x = F.embedding(feed, lm.embed)
+        cos, sin = lm.rotary(write_at[:, None], x.dtype)
+        for layer, keys, values in zip(lm.layers, cache.keys, cache.values, strict=True):
+            q, k, v = lm.attention_inputs(x, layer, cos, sin)
+            keys[rows, :, write_at] = k[:, :, 0]
+            values[rows, :, write_at] = v[:, :, 0]
+            # The query heads sharing a key head become that head's query rows: each cached key is read once.
+            q = q.reshape(batch, lm.kv_heads, group, lm.head_dim)
+            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias)
+            x = lm.block_output(x, out.reshape(batch, lm.heads, 1, lm.head_dim), layer)
+        return lm.logits(x)
+
+
+class PromptStore:
+    """Keys and values of every distinct prompt but its last token, prefilled in fixed groups on first use and
+    dropped once no waiting row needs them."""
+
+    def __init__(self, lm: FastLM, ids: Tensor, mask: Tensor, prompt_of: list[int]):
+        self.lm, self.ids, self.mask = lm, ids, mask
+        first: dict[int, int] = {}
+        for row, p in enumerate(prompt_of):
+            first.setdefault(p, row)
+        self.first_row = [first[p] for p in range(len(first))]
+        self.waiting = [0] * (-(-len(first) // PREFILL_GROUP))
+        for p in prompt_of:
+            self.waiting[p // PREFILL_GROUP] += 1
+        self.lengths = mask.sum(1).tolist()
+        self._groups: dict[int, KVCache] = {}
+
+    def take(self, p: int) -> tuple[list[Tensor], list[Tensor]]:
+        """Per layer, prompt p's (kv_heads, length - 1, head_dim) keys and values, for one more row of it."""
+        g = p // PREFILL_GROUP
+        if g not in self._groups:
+            self._groups[g] = self._prefill(g)
+        cache = self._groups[g]
+        self.waiting[g] -= 1
+        if not self.waiting[g]:
+            del self._groups[g]
+        k = p - g * PREFILL_GROUP
+        length = self.lengths[self.first_row[p]] - 1
+        width = cache.keys[0].shape[2]
+        return ([t[k, :, width - length :] for t in cache.keys], [t[k, :, width - length :] for t in cache.values])
+
+    def _prefill(self, g: int) -> KVCache:
+        rows = self.first_row[g * PREFILL_GROUP : (g + 1) * PREFILL_GROUP]
+        longest = max(self.lengths[r] for r in rows)
+        ids, mask = self.ids[:, -longest:], self.mask[:, -longest:]  # (columns no prompt of the group uses: gone)
+        unique = torch.tensor(rows, device=ids.device)
+        if longest < 2:
+            return self.lm.new_cache(len(rows), 0)
+        return prefill(self.lm, ids, mask, unique, longest - 1)
+
+
+class SlotBatch:
+    """The slots' static state: cache, masks, positions, the token each feeds next, its response so far."""
+
+    def __init__(self, lm: FastLM, slots: int, capacity: int, max_new: int, pad_id: int, device: torch.device,
+                 stochastic: bool):
+        self.cache = lm.new_cache(slots, capacity)
+        for buf in (*self.cache.keys, *self.cache.values):
+            buf.zero_()  # (idle slots are computed too: finite values keep them quiet)
+        self.floor = torch.finfo(lm.dtype).min
+        self.bias = torch.full((slots, 1, 1, capacity), self.floor, dtype=lm.dtype, device=device)
+        self.feed = torch.full((slots, 1), pad_id, dtype=torch.long, device=device)
+        self.write_at = torch.zeros(slots, dtype=torch.long, device=device)
+        self.done = torch.zeros(slots, dtype=torch.long, device=device)  # tokens generated by each slot's row
+        self.active = torch.zeros(slots, dtype=torch.long, device=device)  # 1 where a row decodes: it advances
+        self.out = torch.full((slots, max_new), pad_id, dtype=torch.long, device=device)
+        self.uniforms = torch.zeros(slots, max_new, dtype=torch.float64, device=device) if stochastic else None
+        self.row = [-1] * slots  # the row each slot decodes (-1: idle)
+        self.size = slots  # slots computed by each step (the first `size`)
+
+    def load(self, slot: int, row: int, keys: list[Tensor], values: list[Tensor], last: Tensor,
+             uniforms: Tensor | None, pad_id: int) -> None:
+        """Start `row` in `slot`: its prompt's cache copied in, its last prompt token to feed next."""
+        length = keys[0].shape[1]
+        for dst, src in zip((*self.cache.keys, *self.cache.values), (*keys, *values), strict=True):
+            dst[slot, :, :length] = src
+        self.bias[slot].fill_(self.floor)
+        self.bias[slot, ..., :length] = 0.0
+        self.feed[slot, 0] = last
+        self.write_at[slot] = length
+        self.done[slot] = 0
+        self.active[slot] = 1
+        self.out[slot] = pad_id
+        if self.uniforms is not None and uniforms is not None:
+            self.uniforms[slot] = uniforms
+        self.row[slot] = row
+
+    def compact(self, keep: list[int]) -> None:
+        """Move the slots `keep` to the front, in order, and compute only max(len(keep), MIN_ROWS) from now."""
+        index = torch.tensor(keep, device=self.feed.device)
+        live = len(keep)
+        for buf in (*self.cache.keys, *self.cache.values, self.bias, self.feed, self.write_at, self.done, self.active,
+                    self.out, *((self.uniforms,) if self.uniforms is not None else ())):
+            buf[:live] = buf.index_select(0, index)
+        rows = [self.row[s] for s in keep]
+        self.size = min(self.size, max(live, MIN_ROWS))
+        self.row = rows + [-1] * (len(self.row) - live)
+        self.active[live:] = 0
+        self.bias[live : self.size] = self.floor
+        self.bias[live : self.size, ..., 0] = 0.0  # (idle rows read one key: no all-masked softmax)
+
+    def view(self) -> tuple[Tensor, Tensor, KVCache, Tensor]:
+        """feed, write_at, cache and bias of the slots a step computes."""
+        n = self.size
+        cache = KVCache([k[:n] for k in self.cache.keys], [v[:n] for v in self.cache.values])
+        return self.feed[:n], self.write_at[:n], cache, self.bias[:n]
+
+
+@torch.no_grad()
+def decode_continuous(lm: FastLM, ids: Tensor, mask: Tensor, prompt_of: list[int], sampling: SamplingParams,
+                      stop_ids: list[int], pad_id: int, *, slots: int,
+                      uniforms: Callable[[list[int]], Tensor] | None = None,
+                      row_processors: list[RowProcessor] | None = None) -> Tensor:
+    """(N, R) response tokens of the N left-padded prompt rows `ids`, `slots` rows decoding at a time.
+
+    `prompt_of[i]`: the distinct prompt of row i (numbered in order of first appearance); its cache is
+    prefilled once. `uniforms(rows)`: the (len(rows), R) draws of those rows (`streams.row_uniforms`); None
+    draws from torch's generator in scheduling order. Each row ends with its stop token or at R tokens.
+    """
+    n_rows, width = ids.shape
+    device, max_new = ids.device, sampling.max_new_tokens
+    store = PromptStore(lm, ids, mask, prompt_of)
+    count = max(1, min(slots, n_rows))
+    batch = SlotBatch(lm, max(count, MIN_ROWS), width - 1 + max_new, max_new, pad_id, device,
+                      not sampling.greedy and uniforms is not None)
+    batch.size = max(count, MIN_ROWS)
+    batch.bias[:, ..., 0] = 0.0  # (slots that never get a row read one key: no all-masked softmax)
+    result = torch.full((n_rows, max_new), pad_id, dtype=torch.long, device=device)
+    stops = torch.tensor(stop_ids, device=device)
+    waiting = iter(range(n_rows))
+
+    def fill(free: list[int]) -> list[int]:
+        """Load waiting rows into the free slots; returns the slots left idle."""
+        taken = []
+        for slot in free:
+            row = next(waiting, None)
+            if row is None:
+                break
+            taken.append((slot, row))
+        draws = uniforms([r for _, r in taken]) if uniforms is not None and taken and not sampling.greedy else None
+        for k, (slot, row) in enumerate(taken):
+            keys, values = store.take(prompt_of[row])
+            batch.load(slot, row, keys, values, ids[row, -1], draws[k] if draws is not None else None, pad_id)
+        return free[len(taken):]
+
+    idle = fill(list(range(count)))
+    live = count - len(idle)
+    while live:
+        feed, write_at, cache, bias = batch.view()
+        n = feed.shape[0]
+        picked = torch.arange(n, device=device)
+        bias[picked, 0, 0, write_at] = 0.0
+        logits = slot_step(lm, feed, write_at, cache, bias)
+        done = batch.done[:n]
+        for proc in row_processors or ():
+            logits = proc(batch.out[:n], done, logits)
+        uniform = batch.uniforms[picked, done.clamp(max=max_new - 1)] if batch.uniforms is not None else None
+        token = sample_next(logits, sampling, None, uniform)
+        batch.out[picked, done.clamp(max=max_new - 1)] = token
+        done += batch.active[:n]  # (idle slots stay where they are: they never run past the cache)
+        write_at += batch.active[:n]
+        feed.copy_(token[:, None])
+        ended = (torch.isin(token, stops) | (done >= max_new)).tolist()
+        finished = [s for s in range(n) if ended[s] and batch.row[s] >= 0]
+        if not finished:
+            continue
+        for s in finished:
+            result[batch.row[s]] = batch.out[s]
+            batch.row[s] = -1
+            batch.active[s] = 0
+        idle = fill(finished)
+        live -= len(idle)
+        if idle and live:  # nobody waiting: the live rows move to the front and the batch shrinks
+            batch.compact([s for s in range(n) if batch.row[s] >= 0])
+    return result
