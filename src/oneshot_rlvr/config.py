@@ -242,7 +242,11 @@ class TrainConfig:
     micro_batch_tokens: int = 0
     """If > 0, pack micro-batches by this token budget instead of micro_batch_size."""
     rollout_batch_rows: int = 256
-    """Most rows generated at once."""
+    """Most rows generated at once (with continuous batching: the decode slots)."""
+    continuous_batching: bool = True
+    """Refill a finished row's slot at once with the next waiting row (`oneshot_rlvr.rollout.slots`). False runs
+    the rows in chunks of rollout_batch_rows, each until its longest row ends (for comparison). The samples are
+    the same either way: each row draws from its own (seed, step, row) stream."""
     rollout_processes: int = 1
     """Processes that sample side by side, each a slice of the rows (CPU fast path only; see
     `oneshot_rlvr.rollout.parallel`): a small model's CPU decode uses one core whatever the thread count.

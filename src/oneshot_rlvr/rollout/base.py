@@ -70,9 +70,11 @@ class RolloutEngine(Protocol):
     """The most rows (prompt copies) one forward batch holds; callers split their work into chunks of it."""
 
     def generate(
-        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None
+        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None, first_row: int = 0
     ) -> Rollouts:
-        """Sample n responses for each prompt (B prompts -> B * n rows, prompt-major)."""
+        """Sample n responses for each prompt (B prompts -> B * n rows, prompt-major). Row i samples from the
+        stream of (seed, first_row + i): a caller holding rows from first_row on of a larger batch (a rank)
+        gets the samples the whole batch would have."""
         ...
 
     def sync(self, model: Any) -> None:

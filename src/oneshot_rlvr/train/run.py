@@ -221,7 +221,8 @@ def _rollout_engine(cfg: TrainConfig, model: Any, tokenizer: Any, device: torch.
         cfg.rollout_dtype, torch.bfloat16 if device.type == "cuda" else None)
     graphs = None if cfg.rollout_cuda_graphs else False  # (None: on CUDA)
     return HFRolloutEngine(model, tokenizer, max_batch_rows=cfg.rollout_batch_rows, dtype=rollout_dtype,
-                           processes=cfg.rollout_processes, graphs=graphs, stop=cfg.stop)
+                           processes=cfg.rollout_processes, graphs=graphs, stop=cfg.stop,
+                           continuous=cfg.continuous_batching)
 
 
 def _open_outputs(cfg: TrainConfig, out: Path, resume: bool, start_step: int) -> MetricsLog:

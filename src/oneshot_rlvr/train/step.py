@@ -30,7 +30,6 @@ from oneshot_rlvr.reward.functions import (
     gold_correct,
 )
 from oneshot_rlvr.rollout import RolloutEngine, Rollouts, SamplingParams
-from oneshot_rlvr.rollout.hf import concat_rollouts
 from oneshot_rlvr.train import dist
 from oneshot_rlvr.train.critic import outcome_token_rewards
 from oneshot_rlvr.train.metrics import Timer, peak_memory_gb
@@ -97,19 +96,15 @@ def train_step(run: Run, reward: Reward, step: int) -> dict[str, Any]:
 
 def _rollouts(engine: RolloutEngine, prompts: list[str], cfg: TrainConfig, step: int, first_prompt: int,
               sampling: SamplingParams) -> Rollouts:
-    """Rollouts in chunks seeded by (seed, step, chunk): identical however the batch is split over ranks."""
-    per_chunk = max(1, cfg.rollout_batch_rows // cfg.n)
-    parts = []
-    for start in range(0, len(prompts), per_chunk):
-        chunk_id = (first_prompt + start) // per_chunk
-        seed = (cfg.seed * 1_000_003 + step * 10_007 + chunk_id) % 2**63
-        try:
-            parts.append(engine.generate(prompts[start : start + per_chunk], cfg.n, sampling, seed=seed))
-        except RuntimeError as err:  # sampling from inf/nan probabilities: the weights blew up
-            if "inf" in str(err) or "nan" in str(err):
-                raise TrainingDiverged(f"step {step}: sampling failed on non-finite probabilities ({err})") from err
-            raise
-    return concat_rollouts(parts)
+    """This rank's rollouts; row i draws from the stream of (seed, step, global row index), so the samples are
+    the same however the batch is split over ranks or scheduled into rollout_batch_rows."""
+    seed = (cfg.seed * 1_000_003 + step * 10_007) % 2**63
+    try:
+        return engine.generate(prompts, cfg.n, sampling, seed=seed, first_row=first_prompt * cfg.n)
+    except RuntimeError as err:  # sampling from inf/nan probabilities: the weights blew up
+        if "inf" in str(err) or "nan" in str(err):
+            raise TrainingDiverged(f"step {step}: sampling failed on non-finite probabilities ({err})") from err
+        raise
 
 
 def _score(reward: Reward, problems: list[Problem], roll: Rollouts, stats: TokenStats | None, cfg: TrainConfig,
