@@ -8,6 +8,15 @@ length, GRPO with KL 0.001 (k3) and entropy 0.001, one update per step.
     python benchmarks/step_vs_trl.py --device cpu            # tiny model: 8 x 8 x 128 tokens
     python benchmarks/step_vs_trl.py --device cuda           # Qwen2.5-1.5B shape, bf16, 8 x 8 x 512
     python benchmarks/step_vs_trl.py --device cpu --workload longtail   # rows stop at long-tailed lengths
+    python benchmarks/step_vs_trl.py --device cpu --workload pi1 --only ours --ab-chunked
+        # the paper's shape scaled to a CPU: one prompt x 8 samples x 16 copies, long-tailed lengths up to 256
+        # tokens, 32 decode slots; our side with continuous batching and with chunks, alternately
+
+`--workload pi1` is the shape a user runs: one prompt, n = 8, many copies, long-tailed lengths capped at
+`--tokens`, fewer decode rows (`--slots`, our `rollout_batch_rows`) than rows: on CPU 16 copies (128 rows) of
+at most 256 tokens through 32 slots, on CUDA the Qwen2.5-1.5B shape with 128 copies (1,024 rows) of at most
+3,072 tokens through 256 slots. `--ab-chunked` runs our side both ways, alternating, and adds
+`generate_speedup_vs_chunked` (chunked generate time over continuous).
 
 `--json` makes the last line one JSON object (ratio, ours_step_s, trl_step_s, peak memory, splits, and
 ratio_per_round: each round's ratio, which shows how much the machine's drift moves it). With
@@ -71,6 +80,7 @@ def build_model(device: str, out: Path) -> Path:
 
 
 def length_table(vocab: int, max_len: int, workload: str, seed: int = 0) -> list[int]:
+    # (pi1 draws its lengths as longtail does)
     """Response length by first response token: all max_len (forced), or long-tailed draws (most short,
     a few long). Keying on the first sampled token keeps lengths independent of row order, so both
     trainers (and batches that drop finished rows) see the same distribution."""
@@ -106,6 +116,31 @@ class LengthForcer:
             return scores
         target = self.table[input_ids[:, self.prompt_len].clamp(max=len(self.table) - 1)]
         at_end = (target - 1) <= step
+        forced = torch.full_like(scores, -1e9)
+        forced[:, self.stop_id] = 0
+        return torch.where(at_end[:, None], forced, scores)
+
+
+class RowLengthForcer:
+    """LengthForcer for our decode loops, whose rows may be at different steps (continuous batching): it sees
+    each row's response so far and its token count. It also counts the decode steps (one call each)."""
+
+    def __init__(self, table: list[int], stop_id: int, suppress: list[int]):
+        import torch
+
+        self.table, self.stop_id = torch.tensor(table), stop_id
+        self.suppress = torch.tensor(sorted(set(suppress) | {stop_id}))
+        self.calls = 0
+
+    def __call__(self, responses: Any, done: Any, scores: Any) -> Any:
+        import torch
+
+        self.calls += 1
+        if self.table.device != scores.device:
+            self.table, self.suppress = self.table.to(scores.device), self.suppress.to(scores.device)
+        scores[:, self.suppress] = -1e9
+        target = self.table[responses[:, 0].clamp(min=0, max=len(self.table) - 1)]
+        at_end = (done > 0) & ((target - 1) <= done)
         forced = torch.full_like(scores, -1e9)
         forced[:, self.stop_id] = 0
         return torch.where(at_end[:, None], forced, scores)
@@ -151,14 +186,14 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     table = length_table(_vocab(args.model_dir), args.tokens, args.workload)
     rollout_dtype = {"bf16": torch.bfloat16, "fp32": None}[args.rollout_dtype]
     stops = stop_token_ids(tok)
-    engine = HFRolloutEngine(None, tok, max_batch_rows=rows, dtype=rollout_dtype, processes=args.rollout_processes,
-                             graphs=None if args.cuda_graphs == "on" else False,
-                             logits_processor_factory=lambda prompt_len: LengthForcer(prompt_len, table,
-                                                                                     tok.eos_token_id, stops))
+    forcer = RowLengthForcer(table, tok.eos_token_id, stops)
+    engine = HFRolloutEngine(None, tok, max_batch_rows=args.slots, dtype=rollout_dtype,
+                             processes=args.rollout_processes, graphs=None if args.cuda_graphs == "on" else False,
+                             continuous=not args.chunked, row_processors=[forcer])
     cfg = resolve_config(None, None, [
         f"model={args.model_dir}", f"problem={PROMPT}", "answer=280", f"batch_size={args.prompts}",
         f"mini_batch_size={args.prompts}", f"n={args.samples}", f"max_new_tokens={args.tokens}",
-        f"micro_batch_size={args.micro}", f"rollout_batch_rows={rows}", "temperature=1.0", "lr=1e-6",
+        f"micro_batch_size={args.micro}", f"rollout_batch_rows={args.slots}", "temperature=1.0", "lr=1e-6",
         "kl_coef=0.001", "entropy_coef=0.001", f"steps={args.warmup + args.steps}", "save_every=0",
         f"device={args.device}", f"autocast={args.autocast}",
         f"gradient_checkpointing={str(args.device == 'cuda').lower()}", "template=plain",
@@ -176,6 +211,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
         "logprobs_s": [m["time_logprobs"] for m in timed],
         "update_s": [m["time_update"] for m in timed],
         "new_tokens": [m["response_length_mean"] * rows for m in timed],
+        "decode_steps": forcer.calls / (args.warmup + args.steps),  # (per training step, warm-up included)
         "peak_gb": _peak_gb(args.device),
         **_floor_inputs(args, tok),
     }
@@ -262,9 +298,12 @@ def run_trl(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def launch(args: argparse.Namespace, which: str, model_dir: Path) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--worker", which, "--model-dir", str(model_dir)] + [
+    role = "ours" if which.startswith("ours") else which
+    cmd = [sys.executable, __file__, "--worker", role, "--model-dir", str(model_dir)] + [
         f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-        if k not in ("worker", "model_dir", "json") and v is not None]
+        if k not in ("worker", "model_dir", "json", "chunked", "ab_chunked") and v is not None]
+    if which == "ours-chunked":
+        cmd.append("--chunked")
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -275,8 +314,9 @@ def launch(args: argparse.Namespace, which: str, model_dir: Path) -> dict[str, A
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--workload", choices=("forced", "longtail"), default="forced")
-    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--workload", choices=("forced", "longtail", "pi1"), default="forced")
+    p.add_argument("--prompts", type=int, default=None,
+                   help="copies of the prompt (default 8; pi1: 16 on cpu, 128 on cuda)")
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--tokens", type=int, default=None, help="response length (default 128 on cpu, 512 on cuda)")
     p.add_argument("--micro", type=int, default=None,
@@ -291,6 +331,11 @@ def main() -> None:
     p.add_argument("--cuda-graphs", choices=("on", "off"), default="on",
                    help="our decode steps replayed from CUDA graphs on CUDA (default) or launched one by one")
     p.add_argument("--threads", type=int, default=0, help="torch threads per side (0 = torch's default)")
+    p.add_argument("--slots", type=int, default=None,
+                   help="our decode rows, rollout_batch_rows (default: every row; pi1: 32 on cpu, 256 on cuda)")
+    p.add_argument("--ab-chunked", action="store_true",
+                   help="run our side with continuous batching and with chunks, alternately")
+    p.add_argument("--chunked", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--rounds", type=int, default=2)
@@ -299,7 +344,10 @@ def main() -> None:
     p.add_argument("--worker", choices=("ours", "trl"), help=argparse.SUPPRESS)
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = p.parse_args()
-    args.tokens = args.tokens or (512 if args.device == "cuda" else 128)
+    cuda, pi1 = args.device == "cuda", args.workload == "pi1"
+    args.prompts = args.prompts or ((128 if cuda else 16) if pi1 else 8)
+    args.tokens = args.tokens or ((3072 if cuda else 256) if pi1 else (512 if cuda else 128))
+    args.slots = args.slots or ((256 if cuda else 32) if pi1 else args.prompts * args.samples)
     # On CPU 32 rows of ~170 tokens per pass measured 10% faster than 16 (64: slower again).
     args.micro = args.micro or (16 if args.device == "cuda" else 32)
     if args.autocast is None or args.rollout_dtype is None:  # (resolved here, so both sides get the same)
@@ -315,8 +363,10 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_model(args.device, Path(tmp) / "model")
-        results: dict[str, list[dict[str, Any]]] = {"ours": [], "trl": []}
+        results: dict[str, list[dict[str, Any]]] = {"ours": [], "ours-chunked": [], "trl": []}
         sides = [args.only] if args.only else ["ours", "trl"]
+        if args.ab_chunked and "ours" in sides:
+            sides.insert(sides.index("ours") + 1, "ours-chunked")
         for _ in range(args.rounds):
             for side in sides:
                 results[side].append(launch(args, side, model_dir))
@@ -326,6 +376,7 @@ def main() -> None:
 def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -> None:
     summary: dict[str, Any] = {"device": args.device, "workload": args.workload,
                                "shape": f"{args.prompts}x{args.samples}x{args.tokens}",
+                               "slots": getattr(args, "slots", None) or args.prompts * args.samples,
                                "autocast": args.autocast, "rollout_dtype": args.rollout_dtype}
     for side, runs in results.items():
         if not runs:
@@ -334,14 +385,16 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         summary[f"{side}_step_s"] = statistics.median(steps)
         summary[f"{side}_generate_s"] = statistics.median([s for r in runs for s in r["generate_s"]])
         summary[f"{side}_peak_mem_gb"] = max(r["peak_gb"] for r in runs)
-        if side == "ours":
+        if side.startswith("ours"):
             for part in ("logprobs_s", "update_s"):
-                summary[f"ours_{part}"] = statistics.median([s for r in runs for s in r[part]])
+                summary[f"{side}_{part}"] = statistics.median([s for r in runs for s in r[part]])
+            if all("decode_steps" in r for r in runs):
+                summary[f"{side}_decode_steps"] = statistics.median([r["decode_steps"] for r in runs])
         # Both sides must generate the same number of tokens for the comparison to be fair.
         tokens = statistics.median([t for r in runs for t in r["new_tokens"]])
         summary[f"{side}_new_tokens"] = tokens
         summary[f"{side}_new_tokens_per_s"] = tokens / summary[f"{side}_generate_s"]
-    if results["ours"] and args.workload == "forced":  # (long-tailed rows stop at lengths not recorded here)
+    if results.get("ours") and args.workload == "forced":  # (long-tailed rows stop at lengths not recorded here)
         run = results["ours"][0]
         bandwidth = statistics.median([r["bandwidth_gbs"] for r in results["ours"]])
         summary["copy_bandwidth_gbs"] = bandwidth
@@ -356,9 +409,14 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         summary.update({f"ours_{phase}_floor_s": seconds for phase, seconds in floors.items()})
         summary["ours_step_vs_floor"] = summary["ours_step_s"] / floors["step"]
         summary.update(_against_floors(summary, floors))
-        if results["trl"]:  # the ratio our step would have if it ran at the floor: the best this device allows
+        if results.get("trl"):  # the ratio our step would have if it ran at the floor: the best this device allows
             summary["ratio_at_floor"] = floors["step"] / statistics.median(
                 [s for r in results["trl"] for s in r["step_s"]])
+    if results.get("ours-chunked"):
+        summary["generate_speedup_vs_chunked"] = summary["ours-chunked_generate_s"] / summary["ours_generate_s"]
+        summary["generate_speedup_per_round"] = [
+            round(statistics.median(c["generate_s"]) / statistics.median(o["generate_s"]), 3)
+            for o, c in zip(results["ours"], results["ours-chunked"], strict=True)]
     if "ours_step_s" in summary and "trl_step_s" in summary:
         summary["ratio"] = summary["ours_step_s"] / summary["trl_step_s"]
         # Each round's own ratio (the two sides ran back to back): how far the machine's drift moves it.
