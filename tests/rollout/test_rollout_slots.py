@@ -94,3 +94,13 @@ def test_row_streams_depend_on_seed_and_row_only() -> None:
     assert not torch.equal(a[0], a[1]) and not torch.equal(row_uniforms(8, [0], 5)[0], a[0])
     assert ((a >= 0) & (a < 1)).all() and a.dtype == torch.float64
     assert len({row_seed(s, r) for s in range(50) for r in range(50)}) == 2500
+
+
+def test_rows_that_run_to_the_cap_leave_idle_slots_inside_the_cache(parts: tuple) -> None:
+    """Rows cut at max_new_tokens next to rows that stop early: the batch shrinks around slots that stand at
+    the cache's last position."""
+    model, tok = parts
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=10)
+    engine = HFRolloutEngine(model, tok, max_batch_rows=20, fast=True)
+    out = engine.generate([PROMPT, "1 + 1 ="], 12, sampling, seed=1)
+    assert "length" in out.finish_reasons and out.response_ids.shape[1] == 10

@@ -144,6 +144,8 @@ class SlotBatch:
         self.size = min(self.size, max(live, MIN_ROWS))
         self.row = rows + [-1] * (len(self.row) - live)
         self.active[live:] = 0
+        self.write_at[live:] = 0  # (idle slots keep writing where they stand: never past the cache's end)
+        self.done[live:] = 0
         self.bias[live : self.size] = self.floor
         self.bias[live : self.size, ..., 0] = 0.0  # (idle rows read one key: no all-masked softmax)
 
