@@ -224,8 +224,7 @@ def test_rollout_cuda_graphs_setting_reaches_the_engine(tiny_model_dir: Path, tm
                                                         monkeypatch: pytest.MonkeyPatch, setting: str,
                                                         graphs: bool | None) -> None:
     """None lets the engine record CUDA graphs when it samples on CUDA; False turns them off."""
-    from oneshot_rlvr.rollout import hf
-    from oneshot_rlvr.train import run as train_run
+    from oneshot_rlvr.rollout import engine, hf
 
     seen: list[object] = []
 
@@ -234,7 +233,7 @@ def test_rollout_cuda_graphs_setting_reaches_the_engine(tiny_model_dir: Path, tm
             seen.append(kwargs.get("graphs"))
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(train_run, "HFRolloutEngine", Recording)
+    monkeypatch.setattr(engine, "HFRolloutEngine", Recording)
     train(config(tiny_model_dir, "steps=1", f"rollout_cuda_graphs={setting}"), tmp_path / "run", quiet=True)
     assert seen == [graphs]
 

@@ -25,7 +25,7 @@ from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
 from oneshot_rlvr.models.precision import describe, resolve_autocast
 from oneshot_rlvr.models.stops import resolved_stop
 from oneshot_rlvr.rollout import RolloutEngine, SamplingParams
-from oneshot_rlvr.rollout.hf import HFRolloutEngine
+from oneshot_rlvr.rollout.engine import make_engine
 from oneshot_rlvr.runfolder import RunFolder
 from oneshot_rlvr.tracking import run_tracker
 from oneshot_rlvr.train import dist
@@ -112,7 +112,7 @@ def build_run(cfg: TrainConfig, out: Path, resume: bool, *, info: dist.DistInfo,
         dist.broadcast_parameters(model, info)
     cfg = dataclasses.replace(cfg, stop=resolved_stop(cfg.stop, tokenizer, model))  # config.yaml: what stopped
     own_engine = engine is None
-    engine = engine or _rollout_engine(cfg, model, tokenizer, device)
+    engine = engine or make_engine(model, tokenizer, cfg, device)
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens)
     validate = bool(cfg.val_file) and cfg.val_every > 0  # val_every=0: validation off
@@ -214,15 +214,6 @@ def _restore(state: dict[str, Any], optimizer: Any, scheduler: Any, critic: Crit
     history = History.from_state(state["history"])
     set_rng_state(state["rng"])
     return history
-
-
-def _rollout_engine(cfg: TrainConfig, model: Any, tokenizer: Any, device: torch.device) -> HFRolloutEngine:
-    rollout_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(
-        cfg.rollout_dtype, torch.bfloat16 if device.type == "cuda" else None)
-    graphs = None if cfg.rollout_cuda_graphs else False  # (None: on CUDA)
-    return HFRolloutEngine(model, tokenizer, max_batch_rows=cfg.rollout_batch_rows, dtype=rollout_dtype,
-                           processes=cfg.rollout_processes, graphs=graphs, stop=cfg.stop,
-                           continuous=cfg.continuous_batching)
 
 
 def _open_outputs(cfg: TrainConfig, out: Path, resume: bool, start_step: int) -> MetricsLog:
