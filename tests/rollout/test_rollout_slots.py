@@ -104,3 +104,40 @@ def test_rows_that_run_to_the_cap_leave_idle_slots_inside_the_cache(parts: tuple
     engine = HFRolloutEngine(model, tok, max_batch_rows=20, fast=True)
     out = engine.generate([PROMPT, "1 + 1 ="], 12, sampling, seed=1)
     assert "length" in out.finish_reasons and out.response_ids.shape[1] == 10
+
+
+PREAMBLE = "Solve the problem step by step, then give the final answer in a box at the end. Problem: "
+
+
+def test_prompts_sharing_a_beginning_prefill_it_once(parts: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Distinct prompts of different lengths behind one long shared beginning (a system prompt): it is prefilled
+    once and copied, and the greedy answers are the chunked loop's (which prefills every prompt whole)."""
+    from oneshot_rlvr.rollout import fastpath, slots
+
+    model, tok = parts
+    prompts = [PREAMBLE + f"what is {k} + {2 * k}?" + " Think." * (k % 4) for k in range(24)]
+    greedy = SamplingParams(temperature=0, max_new_tokens=12)
+    widths: list[int] = []
+    forward = fastpath.FastLM.forward
+
+    def counting(self: fastpath.FastLM, ids: torch.Tensor, *args: object, **kw: object) -> torch.Tensor:
+        widths.append(ids.shape[0] * ids.shape[1])
+        return forward(self, ids, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fastpath.FastLM, "forward", counting)
+    cont = HFRolloutEngine(model, tok, max_batch_rows=5, fast=True).generate(prompts, 1, greedy)
+    store_tokens = sum(widths)
+    chunked = HFRolloutEngine(model, tok, max_batch_rows=24, fast=True, continuous=False).generate(prompts, 1, greedy)
+    assert cont.texts == chunked.texts and len(set(cont.texts)) > 3
+    shared = len(tok(PREAMBLE, add_special_tokens=False).input_ids)
+    whole = sum(len(tok(p, add_special_tokens=False).input_ids) - 1 for p in prompts)
+    assert shared >= slots.MIN_SHARED and store_tokens < whole - 10 * shared  # the beginning ran once, not 24 times
+
+
+def test_distinct_prompts_sample_the_same_through_any_slot_count(parts: tuple) -> None:
+    """float32 on the CPU, distinct prompts with a shared beginning: 3 slots and 40 give the same samples."""
+    prompts = [PREAMBLE + f"what is {k} times {k + 3}?" + " Be careful." * (k % 3) for k in range(10)]
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=20)
+    few = _engine(parts, 3).generate(prompts, 4, sampling, seed=2)
+    many = _engine(parts, 40).generate(prompts, 4, sampling, seed=2)
+    assert torch.equal(few.response_ids, many.response_ids) and len(set(few.texts)) > 20

@@ -116,8 +116,7 @@ def test_a_resumed_run_keeps_its_step_0_row_and_does_not_validate_again(tiny_mod
                                                  ("2", "<|im_end|>"), ("eos,<|im_start|>", "<|im_start|>,<|im_end|>")])
 def test_config_yaml_records_the_resolved_stop_set_and_the_rollouts_use_it(
         tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str, recorded: str) -> None:
-    from oneshot_rlvr.rollout import hf
-    from oneshot_rlvr.train import run as train_run
+    from oneshot_rlvr.rollout import engine, hf
 
     engines: list[hf.HFRolloutEngine] = []
 
@@ -126,7 +125,7 @@ def test_config_yaml_records_the_resolved_stop_set_and_the_rollouts_use_it(
             super().__init__(*args, **kwargs)
             engines.append(self)
 
-    monkeypatch.setattr(train_run, "HFRolloutEngine", Recording)
+    monkeypatch.setattr(engine, "HFRolloutEngine", Recording)
     run = train(config(tiny_model_dir, "steps=1", f"stop={stop}"), tmp_path / "run", reward_fn=has_letter_e,
                 quiet=True)
     saved = yaml.safe_load((run / "config.yaml").read_text())

@@ -111,10 +111,10 @@ class EndpointEngine:
         """Nothing to release: each request opens and closes its own connection."""
 
     def generate(
-        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None
+        self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None, first_row: int = 0
     ) -> Rollouts:
-        """n responses per prompt, prompt-major; sample row r is seeded seed + r (when sampling)."""
-        rows = [(p, r) for r, p in enumerate(prompt for prompt in prompts for _ in range(n))]
+        """n responses per prompt, prompt-major; sample row r is seeded seed + first_row + r (when sampling)."""
+        rows = [(p, first_row + r) for r, p in enumerate(prompt for prompt in prompts for _ in range(n))]
         answers = self._run_all(rows, sampling, seed)
         texts = [a[0] for a in answers]
         lengths = torch.tensor([a[2] for a in answers], dtype=torch.long)

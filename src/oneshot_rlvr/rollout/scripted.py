@@ -33,6 +33,7 @@ class ScriptedEngine:
         self.max_batch_rows = max_batch_rows
         self.prompts: list[list[str]] = []
         self.calls: list[tuple[int, int, int | None]] = []
+        self.first_rows: list[int] = []
 
     def responses(self, prompt: str, n: int) -> list[str]:
         key = next((k for k in self.script if k in prompt), None)
@@ -41,9 +42,12 @@ class ScriptedEngine:
         answers = self.script[key]
         return [answers[g % len(answers)] for g in range(n)]
 
-    def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None) -> Rollouts:
+    def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None,
+                 first_row: int = 0) -> Rollouts:
+        """The script's responses; `seed` and `first_row` are recorded, not used (the script has no randomness)."""
         self.prompts.append(list(prompts))
         self.calls.append((len(prompts), n, seed))
+        self.first_rows.append(first_row)
         texts = [t for p in prompts for t in self.responses(p, n)]
         finished = [not t.endswith(TRUNCATED) for t in texts]
         prompt_ids = [self._ids(p) for p in prompts for _ in range(n)]

@@ -23,26 +23,32 @@ from torch import Tensor
 
 from oneshot_rlvr.rollout.base import SamplingParams
 from oneshot_rlvr.rollout.decode import RowProcessor, sample_next
-from oneshot_rlvr.rollout.fastpath import FastLM, KVCache, prefill
+from oneshot_rlvr.rollout.fastpath import FastLM, KVCache
 
 MIN_ROWS = 16
 """The fewest rows a decode step computes (idle slots fill the rest): see the module docstring."""
+
+MIN_SHARED = 8
+"""The fewest tokens all distinct prompts must share for their beginning to be prefilled once (`PromptStore`)."""
+
+WINDOW = 32
+"""Attention reads the cache up to the furthest slot's position, rounded up to a multiple of this."""
 
 PREFILL_GROUP = 16
 """Distinct prompts prefilled together, in the order they first appear (never by slot: see the docstring)."""
 
 
-def slot_step(lm: FastLM, feed: Tensor, write_at: Tensor, cache: KVCache, bias: Tensor) -> Tensor:
+def slot_step(lm: FastLM, feed: Tensor, write_at: Tensor, cache: KVCache, bias: Tensor, window: int) -> Tensor:
     """Logits (B, V) after one token per slot: `feed` (B, 1) at position `write_at` (B,), the slot's own
-    cache index (prompts are stored unpadded, so position and index agree). `bias` (B, 1, 1, capacity) is 0
-    on the keys a slot may read (its prompt and tokens so far, this one included) and a large negative value
-    elsewhere."""
+    cache index (prompts are stored unpadded, so position and index agree). Attention reads the first `window`
+    cache positions (past every slot's `write_at`); `bias` (B, 1, 1, capacity) is 0 on the keys a slot may
+    read (its prompt and tokens so far, this one included) and a large negative value elsewhere."""
     batch = feed.shape[0]
     rows = torch.arange(batch, device=feed.device)
     group = lm.heads // lm.kv_heads
     # A mask of the attention's full shape: PyTorch's CPU kernel takes a slow path for a broadcast one (measured
     # 6x slower on the tiny model's shapes), so the one expansion per step pays for itself in every layer.
-    mask = bias.expand(batch, lm.kv_heads, group, bias.shape[-1]).contiguous()
+    mask = bias[..., :window].expand(batch, lm.kv_heads, group, window).contiguous()
     with torch.autocast(feed.device.type, enabled=False):  # (the weights are in the sampling dtype already)
         x = F.embedding(feed, lm.embed)
         cos, sin = lm.rotary(write_at[:, None], x.dtype)
@@ -52,14 +58,19 @@ def slot_step(lm: FastLM, feed: Tensor, write_at: Tensor, cache: KVCache, bias: 
             values[rows, :, write_at] = v[:, :, 0]
             # The query heads sharing a key head become that head's query rows: each cached key is read once.
             q = q.reshape(batch, lm.kv_heads, group, lm.head_dim)
-            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+            out = F.scaled_dot_product_attention(q, keys[:, :, :window], values[:, :, :window], attn_mask=mask)
             x = lm.block_output(x, out.reshape(batch, lm.heads, 1, lm.head_dim), layer)
         return lm.logits(x)
 
 
 class PromptStore:
     """Keys and values of every distinct prompt but its last token, prefilled in fixed groups on first use and
-    dropped once no waiting row needs them."""
+    dropped once no waiting row needs them.
+
+    The tokens all distinct prompts begin with (a system prompt, a chat header, a few-shot preamble) are
+    prefilled once and copied: each group then runs only the rest of its prompts (prefix caching). Prompts
+    are stored unpadded from position 0, so that shared beginning's keys and values are the same in every
+    prompt."""
 
     def __init__(self, lm: FastLM, ids: Tensor, mask: Tensor, prompt_of: list[int]):
         self.lm, self.ids, self.mask = lm, ids, mask
@@ -71,30 +82,70 @@ class PromptStore:
         for p in prompt_of:
             self.waiting[p // PREFILL_GROUP] += 1
         self.lengths = mask.sum(1).tolist()
-        self._groups: dict[int, KVCache] = {}
+        self._groups: dict[int, tuple[KVCache, int]] = {}
+        self.shared = self._shared_length()
+        self._prefix = self._prefill_prefix() if self.shared else None
 
     def take(self, p: int) -> tuple[list[Tensor], list[Tensor]]:
         """Per layer, prompt p's (kv_heads, length - 1, head_dim) keys and values, for one more row of it."""
         g = p // PREFILL_GROUP
         if g not in self._groups:
             self._groups[g] = self._prefill(g)
-        cache = self._groups[g]
+        cache, width = self._groups[g]
         self.waiting[g] -= 1
         if not self.waiting[g]:
             del self._groups[g]
-        k = p - g * PREFILL_GROUP
-        length = self.lengths[self.first_row[p]] - 1
-        width = cache.keys[0].shape[2]
-        return ([t[k, :, width - length :] for t in cache.keys], [t[k, :, width - length :] for t in cache.values])
+        k, c = p - g * PREFILL_GROUP, self.shared
+        own = self.lengths[self.first_row[p]] - 1 - c  # (its tokens after the shared ones, last one excluded)
 
-    def _prefill(self, g: int) -> KVCache:
+        def rows(t: Tensor) -> Tensor:
+            return torch.cat([t[k, :, :c], t[k, :, width - own : width]], dim=1) if c else t[k, :, width - own :]
+        return [rows(t) for t in cache.keys], [rows(t) for t in cache.values]
+
+    def _shared_length(self) -> int:
+        """How many tokens every distinct prompt starts with (0 with one prompt, or fewer than MIN_SHARED)."""
+        if len(self.first_row) < 2:
+            return 0
+        width = self.ids.shape[1]
+        starts = [self.ids[r, width - self.lengths[r] :] for r in self.first_row]
+        # Every prompt keeps at least one token of its own before its last (its group's prefill is never empty).
+        most = min(len(t) for t in starts) - 2
+        if most < MIN_SHARED:
+            return 0
+        heads = torch.stack([t[:most] for t in starts])
+        differs = (heads != heads[:1]).any(0).nonzero()
+        shared = int(differs[0]) if len(differs) else most
+        return shared if shared >= MIN_SHARED else 0
+
+    def _prefill_prefix(self) -> KVCache:
+        r = self.first_row[0]
+        width = self.ids.shape[1]
+        head = self.ids[r : r + 1, width - self.lengths[r] :][:, : self.shared]
+        cache = self.lm.new_cache(1, self.shared)
+        self.lm.forward(head, torch.arange(self.shared, device=head.device)[None], cache)
+        return cache
+
+    def _prefill(self, g: int) -> tuple[KVCache, int]:
+        """The group's cache (shared beginning, then each prompt's own tokens left-padded) and its width."""
         rows = self.first_row[g * PREFILL_GROUP : (g + 1) * PREFILL_GROUP]
-        longest = max(self.lengths[r] for r in rows)
-        ids, mask = self.ids[:, -longest:], self.mask[:, -longest:]  # (columns no prompt of the group uses: gone)
-        unique = torch.tensor(rows, device=ids.device)
+        c = self.shared
+        longest = max(self.lengths[r] for r in rows) - c  # (own tokens, the last included)
+        ids = self.ids[rows, -longest:-1]
+        # Each prompt's own tokens, right-aligned (left of them: padding, or its shared beginning when shorter).
+        own = torch.tensor([self.lengths[r] - 1 - c for r in rows], device=ids.device)
+        mask = (torch.arange(longest - 1, device=ids.device)[None] >= longest - 1 - own[:, None]).long()
+        cache = self.lm.new_cache(len(rows), c + longest - 1)
         if longest < 2:
-            return self.lm.new_cache(len(rows), 0)
-        return prefill(self.lm, ids, mask, unique, longest - 1)
+            return cache, c
+        if self._prefix is not None:
+            for dst, src in zip((*cache.keys, *cache.values), (*self._prefix.keys, *self._prefix.values),
+                                strict=True):
+                dst[:, :, :c] = src
+            cache.length = c
+        positions = c + (mask.cumsum(-1) - 1).clamp(min=0)
+        key_mask = None if bool(mask.all()) else torch.cat([mask.new_ones(len(rows), c), mask], dim=1)
+        self.lm.forward(ids, positions, cache, key_mask)
+        return cache, c + longest - 1
 
 
 class SlotBatch:
@@ -200,7 +251,8 @@ def decode_continuous(lm: FastLM, ids: Tensor, mask: Tensor, prompt_of: list[int
         n = feed.shape[0]
         picked = torch.arange(n, device=device)
         bias[picked, 0, 0, write_at] = 0.0
-        logits = slot_step(lm, feed, write_at, cache, bias)
+        window = min(bias.shape[-1], -(-(int(write_at.max()) + 1) // WINDOW) * WINDOW)
+        logits = slot_step(lm, feed, write_at, cache, bias, window)
         done = batch.done[:n]
         for proc in row_processors or ():
             logits = proc(batch.out[:n], done, logits)
