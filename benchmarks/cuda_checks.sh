@@ -1,38 +1,56 @@
 #!/usr/bin/env bash
-# The CUDA checks in one go, on one GPU: the step benchmark against TRL (forced lengths, then the pi1 shape), the
-# GPU tests, then
-# ours alone on long-tailed lengths, then where a decode step's time goes (decode_profile.py) and where the
-# reference pass and the update's go, by micro-batch size (update_profile.py; default sizes 16 32 64). Logs and
-# the JSON lines go to the folder given (default cuda-results/). Each part has its own time limit so that one
-# that hangs does not take the others with it.
+# The CUDA checks in one go, on one GPU, sized for a ten-minute slot:
+#   1. the step benchmark against TRL on the 8 prompts x 8 samples x 512 forced tokens (ratio, decode floor);
+#   2. the paper's shape against TRL: one prompt x 8 samples x 128 copies, long-tailed lengths up to 3,072,
+#      through 256 slots, our side with continuous batching and with chunks (--ab-chunked);
+#   3. the GPU tests (CUDA graphs, continuous batching through recorded steps).
+# With EXTRA=1 it goes on with ours alone on long-tailed lengths, where a decode step's time goes
+# (decode_profile.py) and the reference pass and update by micro-batch size (update_profile.py); with
+# COMPILE_CHECK=1 also the decode step compiled by torch.compile. Logs and JSON lines go to the folder given
+# (default cuda-results/); each part has its own time limit, so one that hangs does not take the others with it.
 #
-# With COMPILE_CHECK=1 it ends with the decode step compiled by torch.compile against the eager one
-# (decode_profile.py --compile: the compilation takes a minute or more, so it is not run by default).
+#     bash benchmarks/cuda_checks.sh [out-dir] [timed steps]
+#     TOY=1 bash benchmarks/cuda_checks.sh /tmp/toy     # the same script on a CPU at a toy size (a dry run)
 #
-#     bash benchmarks/cuda_checks.sh [out-dir] [timed steps] [micro-batch sizes...]
+# Without TRL installed (pip install -e ".[bench]"), the TRL side is left out and the log says so.
 set -u
 out=${1:-cuda-results}
 steps=${2:-3}
-shift $(( $# < 2 ? $# : 2 ))
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+quiet() { grep -v "shards\|Loading weights"; }
+sides=()
+python3 -c "import trl" 2>/dev/null || { echo "trl is not installed: our side only" | tee "$out/notes.txt"; sides=(--only ours); }
+if [ "${TOY:-0}" = 1 ]; then
+    device=(--device cpu --autocast none --rollout-dtype fp32 --threads 1)
+    forced=(--prompts 2 --samples 2 --tokens 8 --micro 4)
+    pi1=(--prompts 2 --samples 4 --tokens 16 --slots 3)
+    steps=1
+else
+    device=(--device cuda)
+    forced=()
+    pi1=()
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+fi
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
     | tee -a "$out/gpu.txt"
-timeout 240 python3 benchmarks/step_vs_trl.py --device cuda --rounds 1 --steps "$steps" --json 2>&1 \
-    | grep -v "shards\|Loading weights" | tee "$out/forced.log"
+timeout 150 python3 benchmarks/step_vs_trl.py "${device[@]}" "${forced[@]}" "${sides[@]}" --rounds 1 \
+    --steps "$steps" --json 2>&1 | quiet | tee "$out/forced.log"
 # The paper's shape: 1,024 rows of at most 3,072 long-tailed tokens through 256 slots, TRL on the same workload.
-timeout 600 python3 benchmarks/step_vs_trl.py --device cuda --workload pi1 --rounds 1 --warmup 0 --steps 1 --json 2>&1 \
-    | grep -v "shards\|Loading weights" | tee "$out/pi1.log"
-timeout 60 python3 -m pytest -q -p no:cacheprovider -m gpu tests/rollout 2>&1 | tail -n 30 | tee "$out/tests.log"
-timeout 100 python3 benchmarks/step_vs_trl.py --device cuda --workload longtail --only ours --rounds 1 \
-    --steps "$steps" --json 2>&1 | grep -v "shards\|Loading weights" | tee "$out/longtail.log"
-timeout 120 python3 benchmarks/decode_profile.py --device cuda --batch 64 1 --tokens 256 --kernels 2>&1 \
-    | grep -v "shards\|Loading weights" | tee "$out/decode_profile.log"
-[ $# -gt 0 ] || set -- 16 32 64
-timeout 150 python3 benchmarks/update_profile.py --device cuda --micro "$@" 2>&1 \
-    | grep -v "shards\|Loading weights" | tee "$out/update_profile.log"
+timeout 360 python3 benchmarks/step_vs_trl.py "${device[@]}" --workload pi1 "${pi1[@]}" "${sides[@]}" --ab-chunked \
+    --rounds 1 --warmup 0 --steps 1 --json 2>&1 | quiet | tee "$out/pi1.log"
+if [ "${TOY:-0}" != 1 ]; then
+    timeout 60 python3 -m pytest -q -p no:cacheprovider -m gpu tests/rollout 2>&1 | tail -n 30 | tee "$out/tests.log"
+fi
+if [ "${EXTRA:-0}" = 1 ]; then
+    timeout 100 python3 benchmarks/step_vs_trl.py --device cuda --workload longtail --only ours --rounds 1 \
+        --steps "$steps" --json 2>&1 | quiet | tee "$out/longtail.log"
+    timeout 120 python3 benchmarks/decode_profile.py --device cuda --batch 64 1 --tokens 256 --kernels 2>&1 \
+        | quiet | tee "$out/decode_profile.log"
+    timeout 150 python3 benchmarks/update_profile.py --device cuda --micro 16 32 64 2>&1 | quiet \
+        | tee "$out/update_profile.log"
+fi
 if [ "${COMPILE_CHECK:-0}" = 1 ]; then
     timeout 300 python3 benchmarks/decode_profile.py --device cuda --batch 64 --tokens 256 --compile 2>&1 \
-        | grep -v "shards\|Loading weights" | tee "$out/decode_compile.log"
+        | quiet | tee "$out/decode_compile.log"
 fi

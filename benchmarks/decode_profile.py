@@ -29,10 +29,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from oneshot_rlvr.models.load import load_model, load_tokenizer
-from oneshot_rlvr.rollout import SamplingParams, graphs
+from oneshot_rlvr.rollout import SamplingParams
 from oneshot_rlvr.rollout.decode import decode, sample_next
-from oneshot_rlvr.rollout.fastpath import FastLM
-from oneshot_rlvr.rollout.graphs import GraphDecoder, cuda_graph_recorder
+from oneshot_rlvr.rollout.fast import graphs
+from oneshot_rlvr.rollout.fast.graphs import GraphDecoder, cuda_graph_recorder
+from oneshot_rlvr.rollout.fast.lm import FastLM
 from step_vs_trl import PROMPT, build_model
 from update_profile import print_row, timed
 

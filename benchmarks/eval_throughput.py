@@ -26,7 +26,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from oneshot_rlvr.data import render_prompt
     from oneshot_rlvr.models.load import load_model, load_tokenizer
     from oneshot_rlvr.rollout import SamplingParams
-    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+    from oneshot_rlvr.rollout.fast import FastRolloutEngine
     from oneshot_rlvr.world.problems import generate_problems
 
     device = torch.device(args.device)
@@ -34,8 +34,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     model = load_model(args.model).to(device)
     prompts = [render_prompt(p.question, args.template, tok) for p in generate_problems("test", args.problems)]
     greedy = SamplingParams(temperature=0.0, max_new_tokens=args.tokens)
-    engines = {"continuous": HFRolloutEngine(model, tok, max_batch_rows=args.rows),
-               "chunked": HFRolloutEngine(model, tok, max_batch_rows=args.rows, continuous=False)}
+    engines = {"continuous": FastRolloutEngine(model, tok, max_batch_rows=args.rows),
+               "chunked": FastRolloutEngine(model, tok, max_batch_rows=args.rows, continuous=False)}
     times: dict[str, list[float]] = {name: [] for name in engines}
     tokens: dict[str, float] = {}
     for engine in engines.values():  # (warm-up: lazy initialisation, allocator)

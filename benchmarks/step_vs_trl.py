@@ -164,9 +164,7 @@ def _peak_gb(device: str) -> float:
 
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 2**30
-    # Plus the finished child processes (our sampling helpers): the largest child's peak, added whole even though
-    # shared pages (weights, libraries) count in both. With one helper (`--rollout-processes 2`) not an undercount.
-    return sum(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def _vocab(model_dir: str) -> int:
@@ -178,7 +176,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
 
     from oneshot_rlvr.config import resolve_config
     from oneshot_rlvr.models.load import load_tokenizer, stop_token_ids
-    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+    from oneshot_rlvr.rollout.fast import FastRolloutEngine
     from oneshot_rlvr.train import train
 
     tok = load_tokenizer(args.model_dir)
@@ -187,9 +185,9 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     rollout_dtype = {"bf16": torch.bfloat16, "fp32": None}[args.rollout_dtype]
     stops = stop_token_ids(tok)
     forcer = RowLengthForcer(table, tok.eos_token_id, stops)
-    engine = HFRolloutEngine(None, tok, max_batch_rows=args.slots, dtype=rollout_dtype,
-                             processes=args.rollout_processes, graphs=None if args.cuda_graphs == "on" else False,
-                             continuous=not args.chunked, row_processors=[forcer])
+    engine = FastRolloutEngine(None, tok, max_batch_rows=args.slots, dtype=rollout_dtype,
+                               graphs=None if args.cuda_graphs == "on" else False,
+                               continuous=not args.chunked, row_processors=[forcer])
     cfg = resolve_config(None, None, [
         f"model={args.model_dir}", f"problem={PROMPT}", "answer=280", f"batch_size={args.prompts}",
         f"mini_batch_size={args.prompts}", f"n={args.samples}", f"max_new_tokens={args.tokens}",
@@ -326,8 +324,6 @@ def main() -> None:
                         "the device multiplies bf16 natively, none elsewhere (the trainer's autocast=auto)")
     p.add_argument("--rollout-dtype", choices=("bf16", "fp32"), default=None,
                    help="our sampling weights (default: bf16 where it is native, fp32 elsewhere)")
-    p.add_argument("--rollout-processes", type=int, default=1,
-                   help="our sampling processes (CPU only; their peak memory is added to ours)")
     p.add_argument("--cuda-graphs", choices=("on", "off"), default="on",
                    help="our decode steps replayed from CUDA graphs on CUDA (default) or launched one by one")
     p.add_argument("--threads", type=int, default=0, help="torch threads per side (0 = torch's default)")

@@ -35,3 +35,22 @@ def test_load_options_come_from_the_training_settings(device: str, expected: str
         "bfloat16", True, 8, 16)
     assert options.attn_implementation == expected  # auto, resolved per device
     assert TrainConfig(attn_implementation="sdpa").load_options("cpu").attn_implementation == "sdpa"
+
+
+def test_a_retired_setting_in_an_older_run_folder_loads_at_its_old_default(tmp_path) -> None:
+    """config.yaml of runs before sampling processes were removed names rollout_processes: 1 (it resumes); any
+    other value is refused with the reason, rather than silently sampling another way."""
+    import dataclasses
+
+    import yaml
+
+    from oneshot_rlvr.config import RETIRED, load_config
+
+    old = {k: v for k, v in dataclasses.asdict(TrainConfig(problem="1 + 1", answer="2")).items() if v is not None}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**old, "rollout_processes": 1}))
+    assert load_config(path) == TrainConfig(problem="1 + 1", answer="2")
+    path.write_text(yaml.safe_dump({**old, "rollout_processes": 2}))
+    with pytest.raises(RlvrError, match=r"rollout_processes=2 no longer exists \(sampling processes are gone"):
+        load_config(path)
+    assert "rollout_processes" not in {f.name for f in dataclasses.fields(TrainConfig)} and RETIRED

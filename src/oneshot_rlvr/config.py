@@ -244,15 +244,11 @@ class TrainConfig:
     rollout_batch_rows: int = 256
     """Most rows generated at once (with continuous batching: the decode slots)."""
     continuous_batching: bool = True
-    """Refill a finished row's slot at once with the next waiting row (`oneshot_rlvr.rollout.slots`). False runs
+    """Refill a finished row's slot at once with the next waiting row (`oneshot_rlvr.rollout.fast.slots`). False runs
     the rows in chunks of rollout_batch_rows, each until its longest row ends (for comparison). The samples are
     the same either way: each row draws from its own (seed, step, row) stream."""
-    rollout_processes: int = 1
-    """Processes that sample side by side, each a slice of the rows (CPU fast path only; see
-    `oneshot_rlvr.rollout.parallel`): a small model's CPU decode uses one core whatever the thread count.
-    Samples depend on this number as well as on the seed."""
     rollout_cuda_graphs: bool = True
-    """On CUDA, replay each decode step from a CUDA graph (Qwen2 / Llama / Mistral; `oneshot_rlvr.rollout.graphs`).
+    """On CUDA, replay each decode step from a CUDA graph (Qwen2 / Llama / Mistral; `oneshot_rlvr.rollout.fast.graphs`).
     False launches the same steps one kernel at a time (slower; for debugging)."""
 
     def validate(self, world_size: int = 1) -> None:
@@ -261,7 +257,7 @@ class TrainConfig:
             if getattr(self, key) not in allowed:
                 raise RlvrError(f"setting {key}={getattr(self, key)!r}: choose from {', '.join(allowed)}")
         for key in ("n", "batch_size", "mini_batch_size", "micro_batch_size", "ppo_epochs", "steps",
-                    "max_new_tokens", "rollout_batch_rows", "max_prompt_tokens", "rollout_processes"):
+                    "max_new_tokens", "rollout_batch_rows", "max_prompt_tokens"):
             if getattr(self, key) < 1:
                 raise RlvrError(f"setting {key}={getattr(self, key)} must be at least 1")
         for key in ("save_every", "keep_checkpoints", "keep_trainer_state", "val_every", "val_limit", "top_k",
@@ -470,11 +466,24 @@ def _coerce(key: str, raw: Any, default: Any) -> Any:
     return "" if raw is None else str(raw)
 
 
+RETIRED: dict[str, tuple[str, str]] = {
+    "rollout_processes": ("1", "sampling processes are gone: continuous batching keeps one process's batch full, and "
+                          "the processes never made a step faster on a measured machine"),
+}
+"""Settings that no longer exist: (the value that behaves as today, why it went). Older run folders' config.yaml
+still name them: that value is accepted and dropped, any other is an error that says why."""
+
+
 def apply_overrides(config: TrainConfig, values: dict[str, Any], *, where: str) -> TrainConfig:
     """A copy of `config` with `values` applied; unknown keys are an error naming `where`."""
     known = {f.name: f for f in dataclasses.fields(TrainConfig)}
     updates = {}
     for key, raw in values.items():
+        if key in RETIRED:
+            same, why = RETIRED[key]
+            if str(raw).strip() != same:
+                raise RlvrError(f"{where}: setting {key}={raw} no longer exists ({why})")
+            continue
         if key not in known:
             close = suggest_setting(key)
             hint = f" (did you mean {' or '.join(close)}?)" if close else ""

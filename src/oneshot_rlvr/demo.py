@@ -73,7 +73,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     from oneshot_rlvr.eval.curve import evaluate_run
     from oneshot_rlvr.eval.run import EvalOptions, evaluate_benchmarks
     from oneshot_rlvr.models.load import load_model, load_tokenizer
-    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+    from oneshot_rlvr.rollout.engine import make_engine
     from oneshot_rlvr.train import train
     from oneshot_rlvr.world.problems import generate_problems
 
@@ -117,7 +117,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     log.info("evaluating the base model on %d test problems", len(splits["test"]))
     tok = load_tokenizer(cfg.model)
     base = load_model(cfg.model)
-    evaluate_benchmarks(HFRolloutEngine(base, tok, max_batch_rows=256, stop=eval_opts.stop), tok, bench, eval_opts,
+    evaluate_benchmarks(make_engine(base, tok, batch_rows=256, stop=eval_opts.stop), tok, bench, eval_opts,
                         out_dir=RunFolder(run).eval_dir(0), model=cfg.model, step=0)
     del base
     log.info("training on %d example(s); first: %s (%s family): %s = %s", len(examples), example.id,

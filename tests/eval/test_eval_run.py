@@ -98,9 +98,9 @@ def spread_model(tiny_model_dir):
 
 
 def _engine(model, tok, rows):
-    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+    from oneshot_rlvr.rollout.engine import make_engine
 
-    return HFRolloutEngine(model, tok, max_batch_rows=rows)
+    return make_engine(model, tok, batch_rows=rows)
 
 
 def test_batched_greedy_equals_one_at_a_time_with_padding_and_stops(spread_model):

@@ -11,7 +11,9 @@ import torch
 from oneshot_rlvr.models.load import load_model, load_tokenizer
 from oneshot_rlvr.models.precision import native_bf16
 from oneshot_rlvr.rollout import SamplingParams
-from oneshot_rlvr.rollout.fastpath import FastLM, unsupported_reason
+from oneshot_rlvr.rollout.engine import make_engine
+from oneshot_rlvr.rollout.fast import FastRolloutEngine
+from oneshot_rlvr.rollout.fast.lm import FastLM, unsupported_reason
 from oneshot_rlvr.rollout.hf import HFRolloutEngine
 
 PROMPTS = ["What is 2+3?", "What is 2+3?", "Solve x + 1 = 4 for x, please.", "12 * 3 ="]
@@ -60,12 +62,12 @@ def test_dropping_rows_keeps_the_others_exact(parts: tuple) -> None:
     torch.testing.assert_close(out, _hf_last_logits(model, ids1, mask1), atol=1e-4, rtol=1e-4)
 
 
-def test_engine_gives_the_hf_greedy_tokens_with_and_without_shared_prefill(parts: tuple) -> None:
+def test_engine_gives_the_hf_greedy_tokens_in_either_loop(parts: tuple) -> None:
     model, tok = parts
     greedy = SamplingParams(temperature=0, max_new_tokens=12)
-    hf = HFRolloutEngine(model, tok, fast=False).generate(PROMPTS, 2, greedy)
-    for share in (True, False):
-        fast = HFRolloutEngine(model, tok, fast=True, share_prefill=share).generate(PROMPTS, 2, greedy)
+    hf = HFRolloutEngine(model, tok).generate(PROMPTS, 2, greedy)
+    for continuous in (True, False):
+        fast = FastRolloutEngine(model, tok, continuous=continuous).generate(PROMPTS, 2, greedy)
         assert torch.equal(fast.response_ids, hf.response_ids) and fast.texts == hf.texts
     assert len(set(hf.texts)) > 1  # different prompts, different answers: the comparison can fail
 
@@ -73,21 +75,21 @@ def test_engine_gives_the_hf_greedy_tokens_with_and_without_shared_prefill(parts
 def test_bf16_copy_tracks_the_trained_weights_after_sync(parts: tuple) -> None:
     model, tok = parts
     policy = copy.deepcopy(model)
-    engine = HFRolloutEngine(policy, tok, fast=True, dtype=torch.bfloat16)
-    lm = engine._fast
+    engine = FastRolloutEngine(policy, tok, dtype=torch.bfloat16)
+    lm = engine.lm
     assert lm is not None and lm.layers[0].qkv.dtype == torch.bfloat16
     with torch.no_grad():
         for p in policy.parameters():
             p.add_(0.01 * torch.randn_like(p))
     engine.sync(policy)
-    assert engine._fast is lm  # refreshed in place, not rebuilt
+    assert engine.lm is lm  # refreshed in place, not rebuilt
     q = policy.get_decoder().layers[0].self_attn.q_proj.weight
     torch.testing.assert_close(lm.layers[0].qkv[: q.shape[0]].float(), q.detach().bfloat16().float())
     torch.testing.assert_close(lm.head.float(), policy.get_output_embeddings().weight.detach().bfloat16().float())
 
 
 def test_rotary_tables_equal_the_hf_module_bit_for_bit(parts: tuple) -> None:
-    from oneshot_rlvr.rollout.fastpath import _rotary
+    from oneshot_rlvr.rollout.fast.lm import _rotary
 
     model, _ = parts
     rotary = model.get_decoder().rotary_emb
@@ -110,9 +112,11 @@ def test_models_it_does_not_cover_are_named(parts: tuple) -> None:
     other.config.model_type = "gpt2"
     assert "gpt2" in str(unsupported_reason(other))
     with pytest.raises(ValueError, match="gpt2"):
-        HFRolloutEngine(other, tok, fast=True)
-    # fast=None falls back to the Hugging Face forward instead of failing.
-    out = HFRolloutEngine(other, tok).generate(PROMPTS[:1], 1, SamplingParams(temperature=0, max_new_tokens=4))
+        FastRolloutEngine(other, tok)
+    # make_engine falls back to the Hugging Face forward instead of failing.
+    engine = make_engine(other, tok)
+    assert isinstance(engine, HFRolloutEngine) and isinstance(make_engine(model, tok), FastRolloutEngine)
+    out = engine.generate(PROMPTS[:1], 1, SamplingParams(temperature=0, max_new_tokens=4))
     assert len(out) == 1
 
 
@@ -127,7 +131,7 @@ def test_prepacked_bf16_weights_are_as_accurate_as_the_plain_matmuls_and_follow_
     """The prepacked path fuses the residual adds, the activation and the gate product into its matmuls, so it
     rounds differently from the plain bf16 forward: both are held to the float32 forward, and the fused one must
     be as close to it as the plain one (a wrong or stale fused op would be far off)."""
-    from oneshot_rlvr.rollout import fastpath
+    from oneshot_rlvr.rollout.fast import lm as fastpath
 
     model, tok = parts
     policy = copy.deepcopy(model)
@@ -175,7 +179,7 @@ def test_the_plain_bf16_path_is_taken_without_native_bf16_or_packing_on_any_cpu(
 ) -> None:
     """The choice a CPU without native bf16 makes, forced on every CPU: no oneDNN packs, before or after a
     refresh, and the forward is the plain bf16 matmuls' bit for bit (the reference built with packing off)."""
-    from oneshot_rlvr.rollout import fastpath
+    from oneshot_rlvr.rollout.fast import lm as fastpath
 
     model, tok = parts
     enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)

@@ -11,9 +11,11 @@ import torch
 from oneshot_rlvr.models.load import load_model, load_tokenizer
 from oneshot_rlvr.rollout import SamplingParams
 from oneshot_rlvr.rollout.decode import decode
-from oneshot_rlvr.rollout.fastpath import FastLM, prefilled_step
-from oneshot_rlvr.rollout.graphs import GraphDecoder, cuda_graph_recorder
-from oneshot_rlvr.rollout.hf import HFRolloutEngine, _shared_rows
+from oneshot_rlvr.rollout.fast import FastRolloutEngine
+from oneshot_rlvr.rollout.fast.graphs import GraphDecoder, cuda_graph_recorder
+from oneshot_rlvr.rollout.fast.lm import FastLM, prefilled_step
+from oneshot_rlvr.rollout.hf import HFRolloutEngine
+from oneshot_rlvr.rollout.rows import shared_rows
 
 PROMPTS = ["What is 2+3?", "Solve x + 1 = 4 for x, please.", "What is 2+3?", "12 * 3 ="]
 
@@ -54,7 +56,7 @@ def test_static_step_matches_the_fast_cache_across_windows_and_dropped_rows(part
     lm = FastLM.from_model(model)
     # Drops: 4 -> 3 rows (same batch, one idle slot), 3 -> 2 (moves to a batch of 2), 2 -> 1 (a batch of 1).
     drops = {2: [0, 1, 3], 5: [0, 2], 7: [1]}
-    for shared in (_shared_rows(PROMPTS, ids), None):
+    for shared in (shared_rows(PROMPTS, ids), None):
         every_row = shared or (torch.arange(4), torch.arange(4))  # (the reference cache prefilled either way)
         want = _drive(prefilled_step(lm, ids, mask, 12, every_row), ids, mask, drops, 12)
         decoder = GraphDecoder(lm, window=4)  # a new window every 4 positions: several recordings
@@ -91,36 +93,67 @@ def test_buffers_are_reused_by_the_next_rollout_without_leftovers(parts: tuple) 
 
 
 class _StopByFirstToken:
-    """A logits processor ending each row after 2 to 8 tokens, the length keyed on its first token."""
+    """A row processor ending each row after 2 to 8 tokens, the length keyed on its first token."""
 
-    def __init__(self, prompt_len: int, stop_id: int):
-        self.prompt_len, self.stop_id = prompt_len, stop_id
+    def __init__(self, stop_id: int):
+        self.stop_id = stop_id
 
-    def __call__(self, seq: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        step = seq.shape[1] - self.prompt_len
-        if step == 0:
-            return scores
-        ends = (2 + seq[:, self.prompt_len] % 7) <= step + 1
+    def __call__(self, responses: torch.Tensor, done: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        ends = (done > 0) & ((2 + responses[:, 0] % 7) <= done + 1)
         forced = torch.full_like(scores, -1e9)
         forced[:, self.stop_id] = 0
         return torch.where(ends[:, None], forced, scores)
 
 
-def test_engine_with_static_steps_gives_the_same_tokens(parts: tuple) -> None:
+def _fast(parts: tuple, **kw: object) -> FastRolloutEngine:
     model, tok = parts
+    return FastRolloutEngine(model, tok, row_processors=[_StopByFirstToken(tok.eos_token_id)],
+                             **kw)  # type: ignore[arg-type]
+
+
+def test_engine_with_static_steps_gives_the_same_tokens(parts: tuple) -> None:
     sampling = SamplingParams(temperature=1.0, max_new_tokens=12)
-
-    def engine(**kw: object) -> HFRolloutEngine:
-        return HFRolloutEngine(model, tok, fast=True, **kw,  # type: ignore[arg-type]
-                               logits_processor_factory=lambda n: _StopByFirstToken(n, tok.eos_token_id))
-
-    plain = engine(graphs=False).generate(PROMPTS, 4, sampling, seed=3)
-    for share in (True, False):
-        static = engine(graphs=True, share_prefill=share)
-        assert static._graphs is not None
-        out = static.generate(PROMPTS, 4, sampling, seed=3)
-        assert torch.equal(out.response_ids, plain.response_ids) and out.texts == plain.texts
+    plain = _fast(parts, graphs=False, continuous=False).generate(PROMPTS, 4, sampling, seed=3)
+    static = _fast(parts, graphs=True, continuous=False)
+    assert static._graphs is not None
+    out = static.generate(PROMPTS, 4, sampling, seed=3)
+    assert torch.equal(out.response_ids, plain.response_ids) and out.texts == plain.texts
     assert len(set(plain.texts)) > 4 and len(set(plain.response_mask.sum(1).tolist())) > 2  # rows end apart
+
+
+class _CountingRecorder:
+    """A Recorder that runs each step eagerly, counting recordings and replays (what CUDA graphs would see)."""
+
+    def __init__(self) -> None:
+        self.recorded = 0
+        self.replayed = 0
+
+    def __call__(self, fn: object) -> object:
+        self.recorded += 1
+
+        def replay() -> torch.Tensor:
+            self.replayed += 1
+            return fn()  # type: ignore[operator]
+
+        return replay
+
+
+@pytest.mark.parametrize("check_every", [1, 5])
+def test_recorded_continuous_batching_gives_the_eager_tokens(parts: tuple, check_every: int) -> None:
+    """Continuous batching through recorded steps (halving sizes, coarse windows, a look every few tokens, the
+    buffers kept for the next rollout) samples what the eager loop samples."""
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=12)
+    prompts = PROMPTS * 6  # 24 prompts x 4: 96 rows through 20 slots, refilled as rows stop
+    plain = _fast(parts, graphs=False, max_batch_rows=20).generate(prompts, 4, sampling, seed=3)
+    recorder = _CountingRecorder()
+    recorded = _fast(parts, graphs=True, recorder=recorder, max_batch_rows=20, check_every=check_every)
+    out = recorded.generate(prompts, 4, sampling, seed=3)
+    assert out.texts == plain.texts and torch.equal(out.response_mask, plain.response_mask)
+    assert len(set(plain.response_mask.sum(1).tolist())) > 3  # rows ended apart: slots were refilled
+    assert recorder.replayed > 20 and recorder.recorded <= 4  # sizes 20 then 16 (the floor); one window
+    first = recorder.recorded
+    again = recorded.generate(prompts, 4, sampling, seed=3)
+    assert again.texts == out.texts and recorder.recorded == first  # the next rollout replays the recordings
 
 
 def test_a_step_past_the_capacity_is_refused(parts: tuple) -> None:
@@ -147,10 +180,11 @@ def test_cuda_graph_replays_equal_the_eager_steps(parts: tuple) -> None:
             for t, (a, b) in enumerate(zip(replayed, eager, strict=True)):
                 assert torch.equal(a, b), f"step {t}"
         greedy = SamplingParams(temperature=0, max_new_tokens=16)
-        out = HFRolloutEngine(model, tok).generate(PROMPTS, 2, greedy)  # graphs by default on CUDA
-        plain = HFRolloutEngine(model, tok, graphs=False).generate(PROMPTS, 2, greedy)
-        assert torch.equal(out.response_ids, plain.response_ids)
-        hf = HFRolloutEngine(model, tok, fast=False).generate(PROMPTS, 2, greedy)
+        for continuous in (False, True):
+            out = FastRolloutEngine(model, tok, continuous=continuous).generate(PROMPTS, 2, greedy)  # graphs on CUDA
+            plain = FastRolloutEngine(model, tok, continuous=continuous, graphs=False).generate(PROMPTS, 2, greedy)
+            assert torch.equal(out.response_ids, plain.response_ids)
+        hf = HFRolloutEngine(model, tok).generate(PROMPTS, 2, greedy)
         agree = (out.response_ids == hf.response_ids).float().mean().item()
         assert agree > 0.9, agree  # bf16 kernels differ from the Hugging Face forward's; most tokens agree
     finally:

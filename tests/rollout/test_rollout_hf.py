@@ -1,4 +1,5 @@
-"""The Hugging Face rollout engine: shapes, masks, finish reasons, shared prefill, seeding."""
+"""The rollout engines (the Hugging Face forward, and the fast path where it applies): shapes, masks, finish
+reasons, shared prefill, seeding."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import torch
 
 from oneshot_rlvr.models.load import load_model, load_tokenizer
 from oneshot_rlvr.rollout import SamplingParams, concat_rollouts
+from oneshot_rlvr.rollout.fast import FastRolloutEngine
 from oneshot_rlvr.rollout.hf import HFRolloutEngine
 
+ENGINES = pytest.mark.parametrize("engine_type", [HFRolloutEngine, FastRolloutEngine], ids=["hf", "fast"])
 PROMPTS = ["What is 2+3?", "What is 2+3?", "Solve x + 1 = 4 for x, please.", "12 * 3 ="]
 
 
@@ -30,9 +33,10 @@ def test_shared_prefill_gives_the_same_greedy_tokens(engine_parts: tuple) -> Non
     assert len({shared.texts[0], shared.texts[4], shared.texts[6]}) > 1
 
 
-def test_rows_are_prompt_major_and_masks_cover_the_stop_token(engine_parts: tuple) -> None:
+@ENGINES
+def test_rows_are_prompt_major_and_masks_cover_the_stop_token(engine_parts: tuple, engine_type: type) -> None:
     model, tok = engine_parts
-    out = HFRolloutEngine(model, tok, max_batch_rows=3).generate(PROMPTS, 3, SamplingParams(max_new_tokens=12), seed=0)
+    out = engine_type(model, tok, max_batch_rows=3).generate(PROMPTS, 3, SamplingParams(max_new_tokens=12), seed=0)
     assert len(out) == 12 and out.n == 3
     assert out.prompt_ids.shape[0] == out.response_ids.shape[0] == 12
     for i in range(12):
@@ -50,9 +54,10 @@ def test_rows_are_prompt_major_and_masks_cover_the_stop_token(engine_parts: tupl
     assert full.shape == out.input_ids.shape and int(full.sum()) == int(out.response_mask.sum())
 
 
-def test_same_seed_same_samples(engine_parts: tuple) -> None:
+@ENGINES
+def test_same_seed_same_samples(engine_parts: tuple, engine_type: type) -> None:
     model, tok = engine_parts
-    eng = HFRolloutEngine(model, tok)
+    eng = engine_type(model, tok)
     sampling = SamplingParams(temperature=1.0, max_new_tokens=8)
     a, b = eng.generate(PROMPTS, 2, sampling, seed=7), eng.generate(PROMPTS, 2, sampling, seed=7)
     c = eng.generate(PROMPTS, 2, sampling, seed=8)
@@ -70,14 +75,18 @@ def test_concat_repads_prompts_left_and_responses_right(engine_parts: tuple) -> 
     assert torch.equal(both.response_mask.sum(1), torch.cat([a.response_mask.sum(1), b.response_mask.sum(1)]))
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_decode_loop_matches_generate_with_early_stops(engine_parts: tuple, fast: bool) -> None:
+@ENGINES
+@pytest.mark.parametrize("continuous", [True, False])
+def test_decode_loop_matches_generate_with_early_stops(engine_parts: tuple, engine_type: type,
+                                                       continuous: bool) -> None:
     model, tok = engine_parts
     greedy = SamplingParams(temperature=0, max_new_tokens=16)
     probe = HFRolloutEngine(model, tok, use_generate=True).generate(PROMPTS, 1, greedy)
     # Make a token that some rows emit early a stop token: rows then finish at different steps.
     early = int(probe.response_ids[0, 3])
-    engines = [HFRolloutEngine(model, tok, fast=fast), HFRolloutEngine(model, tok, use_generate=True)]
+    ours_engine = (FastRolloutEngine(model, tok, continuous=continuous) if engine_type is FastRolloutEngine
+                   else HFRolloutEngine(model, tok))
+    engines = [ours_engine, HFRolloutEngine(model, tok, use_generate=True)]
     for eng in engines:
         eng.stop_ids = sorted({*eng.stop_ids, early})
     ours, reference = (eng.generate(PROMPTS, 2, greedy) for eng in engines)
@@ -107,7 +116,7 @@ def test_sampling_filters() -> None:
 def test_bf16_rollout_copy_follows_every_sync(peaked_model_dir: Path) -> None:
     model = load_model(str(peaked_model_dir))
     tok = load_tokenizer(str(peaked_model_dir))
-    eng = HFRolloutEngine(model, tok, dtype=torch.bfloat16, fast=False)  # the Hugging Face forward's copy
+    eng = HFRolloutEngine(model, tok, dtype=torch.bfloat16)  # the Hugging Face forward's copy
     assert next(eng.model.parameters()).dtype == torch.bfloat16 and eng.model is not model
     copy_before = eng.model
     with torch.no_grad():
@@ -121,12 +130,13 @@ def test_bf16_rollout_copy_follows_every_sync(peaked_model_dir: Path) -> None:
     assert len(out) == 4
 
 
-def test_a_right_padding_tokenizer_is_still_left_padded(engine_parts: tuple) -> None:
+@ENGINES
+def test_a_right_padding_tokenizer_is_still_left_padded(engine_parts: tuple, engine_type: type) -> None:
     model, tok = engine_parts
     greedy = SamplingParams(temperature=0, max_new_tokens=6)
-    expected = HFRolloutEngine(model, tok).generate(PROMPTS, 1, greedy).texts
+    expected = engine_type(model, tok).generate(PROMPTS, 1, greedy).texts
     tok.padding_side = "right"
-    assert HFRolloutEngine(model, tok).generate(PROMPTS, 1, greedy).texts == expected
+    assert engine_type(model, tok).generate(PROMPTS, 1, greedy).texts == expected
 
 
 def test_sampling_draws_each_token_with_its_probability() -> None:
@@ -150,7 +160,7 @@ def test_looking_at_stopped_rows_every_few_tokens_gives_the_same_greedy_tokens(e
     """Between looks (the default on CUDA) stopped rows stay in the batch writing padding: the responses are the
     ones a look at every token gives."""
     from oneshot_rlvr.rollout.decode import decode
-    from oneshot_rlvr.rollout.fastpath import FastLM, prefilled_step
+    from oneshot_rlvr.rollout.fast.lm import FastLM, prefilled_step
 
     model, tok = engine_parts
     tok.padding_side = "left"
@@ -171,7 +181,7 @@ def test_looking_at_stopped_rows_every_few_tokens_gives_the_same_greedy_tokens(e
 @pytest.mark.parametrize("every", [1, 4])
 def test_scores_with_nothing_to_sample_raise_with_or_without_looks(engine_parts: tuple, every: int) -> None:
     from oneshot_rlvr.rollout.decode import decode
-    from oneshot_rlvr.rollout.fastpath import FastLM, FastStep
+    from oneshot_rlvr.rollout.fast.lm import FastLM, FastStep
 
     model, tok = engine_parts
     enc = tok(["12 * 3 ="], return_tensors="pt", add_special_tokens=False)

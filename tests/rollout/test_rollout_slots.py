@@ -9,7 +9,7 @@ import torch
 
 from oneshot_rlvr.models.load import load_model, load_tokenizer
 from oneshot_rlvr.rollout import SamplingParams
-from oneshot_rlvr.rollout.hf import HFRolloutEngine
+from oneshot_rlvr.rollout.fast import FastRolloutEngine
 from oneshot_rlvr.rollout.streams import row_seed, row_uniforms
 
 PROMPT = "Let p, q be the roots of x^2 - 7x + 3 = 0. Compute p^3 + q^3."
@@ -35,9 +35,9 @@ def parts(peaked_model_dir: Path) -> tuple:
     return load_model(str(peaked_model_dir)), load_tokenizer(str(peaked_model_dir))
 
 
-def _engine(parts: tuple, rows: int, **kw: object) -> HFRolloutEngine:
+def _engine(parts: tuple, rows: int, **kw: object) -> FastRolloutEngine:
     model, tok = parts
-    return HFRolloutEngine(model, tok, max_batch_rows=rows, fast=True, graphs=False,  # type: ignore[arg-type]
+    return FastRolloutEngine(model, tok, max_batch_rows=rows, graphs=False,  # type: ignore[arg-type]
                            row_processors=[StopByFirstToken(tok.eos_token_id)], **kw)
 
 
@@ -80,8 +80,8 @@ def test_many_distinct_prompts_share_slots(parts: tuple) -> None:
     model, tok = parts
     prompts = [f"Problem {k}: what is {k} + {2 * k}?" + " think" * (k % 5) for k in range(20)]
     greedy = SamplingParams(temperature=0, max_new_tokens=12)
-    cont = HFRolloutEngine(model, tok, max_batch_rows=4, fast=True).generate(prompts, 2, greedy)
-    chunked = HFRolloutEngine(model, tok, max_batch_rows=40, fast=True, continuous=False).generate(prompts, 2, greedy)
+    cont = FastRolloutEngine(model, tok, max_batch_rows=4).generate(prompts, 2, greedy)
+    chunked = FastRolloutEngine(model, tok, max_batch_rows=40, continuous=False).generate(prompts, 2, greedy)
     assert cont.texts == chunked.texts
     assert len(set(cont.texts)) > 5
     for i in range(40):  # prompt-major rows, each with its own prompt
@@ -101,7 +101,7 @@ def test_rows_that_run_to_the_cap_leave_idle_slots_inside_the_cache(parts: tuple
     the cache's last position."""
     model, tok = parts
     sampling = SamplingParams(temperature=1.0, max_new_tokens=10)
-    engine = HFRolloutEngine(model, tok, max_batch_rows=20, fast=True)
+    engine = FastRolloutEngine(model, tok, max_batch_rows=20)
     out = engine.generate([PROMPT, "1 + 1 ="], 12, sampling, seed=1)
     assert "length" in out.finish_reasons and out.response_ids.shape[1] == 10
 
@@ -112,7 +112,8 @@ PREAMBLE = "Solve the problem step by step, then give the final answer in a box 
 def test_prompts_sharing_a_beginning_prefill_it_once(parts: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
     """Distinct prompts of different lengths behind one long shared beginning (a system prompt): it is prefilled
     once and copied, and the greedy answers are the chunked loop's (which prefills every prompt whole)."""
-    from oneshot_rlvr.rollout import fastpath, slots
+    from oneshot_rlvr.rollout.fast import lm as fastpath
+    from oneshot_rlvr.rollout.fast import slots
 
     model, tok = parts
     prompts = [PREAMBLE + f"what is {k} + {2 * k}?" + " Think." * (k % 4) for k in range(24)]
@@ -125,9 +126,9 @@ def test_prompts_sharing_a_beginning_prefill_it_once(parts: tuple, monkeypatch: 
         return forward(self, ids, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(fastpath.FastLM, "forward", counting)
-    cont = HFRolloutEngine(model, tok, max_batch_rows=5, fast=True).generate(prompts, 1, greedy)
+    cont = FastRolloutEngine(model, tok, max_batch_rows=5).generate(prompts, 1, greedy)
     store_tokens = sum(widths)
-    chunked = HFRolloutEngine(model, tok, max_batch_rows=24, fast=True, continuous=False).generate(prompts, 1, greedy)
+    chunked = FastRolloutEngine(model, tok, max_batch_rows=24, continuous=False).generate(prompts, 1, greedy)
     assert cont.texts == chunked.texts and len(set(cont.texts)) > 3
     shared = len(tok(PREAMBLE, add_special_tokens=False).input_ids)
     whole = sum(len(tok(p, add_special_tokens=False).input_ids) - 1 for p in prompts)

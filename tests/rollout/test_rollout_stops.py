@@ -12,6 +12,7 @@ import torch
 from oneshot_rlvr.data import render_prompt
 from oneshot_rlvr.models.load import load_model, load_tokenizer
 from oneshot_rlvr.rollout import Rollouts, SamplingParams
+from oneshot_rlvr.rollout.fast import FastRolloutEngine
 from oneshot_rlvr.rollout.hf import HFRolloutEngine
 
 QUESTIONS = ["What is 12 + 30?", "What is 7 * 6?"]
@@ -58,13 +59,13 @@ def test_eos_of_a_base_model_runs_past_the_end_of_turn(parts: tuple, chat_out: R
         assert (ids[-1] == 0) == (len(ids) < GREEDY.max_new_tokens)  # ...to <|endoftext|> or the length limit
 
 
-@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("engine_type", [FastRolloutEngine, HFRolloutEngine], ids=["fast", "hf"])
 def test_a_chosen_token_id_ends_every_response_at_its_first_appearance(parts: tuple, chat_out: Rollouts,
-                                                                       fast: bool) -> None:
+                                                                       engine_type: type) -> None:
     model, tok, prompts = parts
     plain = responses(chat_out)
     early = plain[0][3]  # a token the first answer emits early
-    out = HFRolloutEngine(model, tok, stop=str(early), fast=fast).generate(prompts, 1, GREEDY)
+    out = engine_type(model, tok, stop=str(early)).generate(prompts, 1, GREEDY)
     assert out.finish_reasons[0] == "eos"
     for full, ids, reason in zip(plain, responses(out), out.finish_reasons, strict=True):
         if early in full:

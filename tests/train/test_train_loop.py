@@ -224,16 +224,17 @@ def test_rollout_cuda_graphs_setting_reaches_the_engine(tiny_model_dir: Path, tm
                                                         monkeypatch: pytest.MonkeyPatch, setting: str,
                                                         graphs: bool | None) -> None:
     """None lets the engine record CUDA graphs when it samples on CUDA; False turns them off."""
-    from oneshot_rlvr.rollout import engine, hf
+    from oneshot_rlvr.rollout import engine
+    from oneshot_rlvr.rollout.fast import FastRolloutEngine
 
     seen: list[object] = []
 
-    class Recording(hf.HFRolloutEngine):
+    class Recording(FastRolloutEngine):
         def __init__(self, *args: object, **kwargs: object) -> None:
             seen.append(kwargs.get("graphs"))
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(engine, "HFRolloutEngine", Recording)
+    monkeypatch.setattr(engine, "FastRolloutEngine", Recording)
     train(config(tiny_model_dir, "steps=1", f"rollout_cuda_graphs={setting}"), tmp_path / "run", quiet=True)
     assert seen == [graphs]
 

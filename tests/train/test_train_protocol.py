@@ -78,9 +78,9 @@ def test_validation_runs_before_the_first_step_on_the_initial_weights(tiny_model
 
 def _records(validator: Validator, model: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from oneshot_rlvr.eval.run import evaluate_problems
-    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+    from oneshot_rlvr.rollout.engine import make_engine
 
-    engine = HFRolloutEngine(model, validator.tokenizer, max_batch_rows=validator.batch_rows, stop=validator.stop)
+    engine = make_engine(model, validator.tokenizer, validator.settings)
     return evaluate_problems(engine, validator.problems, template=validator.template, tokenizer=validator.tokenizer,
                              sampling=validator.sampling, n=1, benchmark="validation")
 
@@ -116,16 +116,17 @@ def test_a_resumed_run_keeps_its_step_0_row_and_does_not_validate_again(tiny_mod
                                                  ("2", "<|im_end|>"), ("eos,<|im_start|>", "<|im_start|>,<|im_end|>")])
 def test_config_yaml_records_the_resolved_stop_set_and_the_rollouts_use_it(
         tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str, recorded: str) -> None:
-    from oneshot_rlvr.rollout import engine, hf
+    from oneshot_rlvr.rollout import engine
+    from oneshot_rlvr.rollout.fast import FastRolloutEngine
 
-    engines: list[hf.HFRolloutEngine] = []
+    engines: list[FastRolloutEngine] = []
 
-    class Recording(hf.HFRolloutEngine):
+    class Recording(FastRolloutEngine):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             engines.append(self)
 
-    monkeypatch.setattr(engine, "HFRolloutEngine", Recording)
+    monkeypatch.setattr(engine, "FastRolloutEngine", Recording)
     run = train(config(tiny_model_dir, "steps=1", f"stop={stop}"), tmp_path / "run", reward_fn=has_letter_e,
                 quiet=True)
     saved = yaml.safe_load((run / "config.yaml").read_text())

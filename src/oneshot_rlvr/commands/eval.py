@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from oneshot_rlvr.eval.curve import evaluate_run
     from oneshot_rlvr.eval.run import EvalOptions, evaluate_benchmarks, format_table, load_benchmarks
     from oneshot_rlvr.models.load import LoadOptions, load_model, load_tokenizer
-    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+    from oneshot_rlvr.rollout.engine import make_engine
 
     if args.template not in TEMPLATES:
         raise RlvrError(f"unknown prompt template {args.template!r} (choose from {', '.join(TEMPLATES)})")
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     problems = load_benchmarks(benchmarks, options)  # a missing file fails before the model loads
     tokenizer = load_tokenizer(args.tokenizer or args.model)
     model = load_model(args.model, load_options, device)
-    engine = HFRolloutEngine(model, tokenizer, max_batch_rows=args.batch_rows, stop=options.stop)
+    engine = make_engine(model, tokenizer, batch_rows=args.batch_rows, stop=options.stop)
     results, _ = evaluate_benchmarks(engine, tokenizer, benchmarks, options, out_dir=args.out,
                                      model=args.model, problems=problems)
     print(format_table([(args.model, results)], grader))

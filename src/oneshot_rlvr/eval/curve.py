@@ -105,7 +105,7 @@ def evaluate_run(
     (step, results) for every selected step, by step.
     """
     from oneshot_rlvr.models.load import load_tokenizer
-    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+    from oneshot_rlvr.rollout.engine import make_engine
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -138,7 +138,7 @@ def evaluate_run(
         with nested_bars_off():
             tok = load_tokenizer(_run_tokenizer_source(run, folder, tokenizer))
             model = _load_checkpoint(run, folder, load_options, device)
-        engine = HFRolloutEngine(model, tok, max_batch_rows=batch_rows, stop=opts.stop)
+        engine = make_engine(model, tok, batch_rows=batch_rows, stop=opts.stop)
         results, records = evaluate_benchmarks(engine, tok, todo, opts, model=str(folder), step=step,
                                                problems=problems)
         merged, merged_records = _merge(previous, old_records, results, records)

@@ -167,7 +167,7 @@ must be eos, where verl's vLLM rollout stops."""
 
 SPEED_ONLY = frozenset({
     "device", "autocast", "attn_implementation", "gradient_checkpointing", "micro_batch_size", "micro_batch_tokens",
-    "rollout_batch_rows", "rollout_processes", "rollout_cuda_graphs", "rollout_dtype", "keep_trainer_state",
+    "rollout_batch_rows", "continuous_batching", "rollout_cuda_graphs", "rollout_dtype", "keep_trainer_state",
     "trust_checkpoint",
 })
 """Settings of our trainer alone (its speed, memory or disk use, how it opens its own run folders); verl (FSDP,

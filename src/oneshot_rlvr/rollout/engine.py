@@ -1,10 +1,11 @@
 """`make_engine`: the one place that turns the settings into a rollout engine.
 
-What it picks (each documented on its setting in `oneshot_rlvr.config`): the dtype that samples
-(`rollout_dtype`), the loop (continuous batching on the CPU fast path, `continuous_batching`; chunks of
-`rollout_batch_rows` elsewhere), recorded CUDA steps (`rollout_cuda_graphs`) and sampling processes
-(`rollout_processes`). The engine itself then takes the fast path (`oneshot_rlvr.rollout.fastpath`) for the
-models it covers and the Hugging Face forward for the rest.
+Llama-family models (Qwen2, Llama, Mistral) on CPU or CUDA sample through the fast path
+(`oneshot_rlvr.rollout.fast.FastRolloutEngine`: fused forward, continuous batching, recorded CUDA steps);
+every other model (peft wrappers, other architectures, other devices) through its own Hugging Face forward
+(`oneshot_rlvr.rollout.hf.HFRolloutEngine`). The settings each choice reads are documented on them in
+`oneshot_rlvr.config`: `rollout_batch_rows`, `continuous_batching`, `rollout_dtype`, `rollout_cuda_graphs`,
+`stop`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 import torch
 
 from oneshot_rlvr.config import TrainConfig
+from oneshot_rlvr.rollout.base import RolloutEngine
+from oneshot_rlvr.rollout.fast import FastRolloutEngine
+from oneshot_rlvr.rollout.fast.lm import unsupported_reason
 from oneshot_rlvr.rollout.hf import HFRolloutEngine
 
 
@@ -24,15 +28,28 @@ def rollout_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     return {"bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.rollout_dtype]
 
 
-def make_engine(model: Any, tokenizer: Any, cfg: TrainConfig, device: torch.device | None = None, *,
-                batch_rows: int | None = None) -> HFRolloutEngine:
-    """The rollout engine the settings ask for, sampling from `model` (on `device`, default the model's).
-    `batch_rows` replaces `rollout_batch_rows` (evaluation's own batch)."""
-    device = device or next(model.parameters()).device
-    return HFRolloutEngine(model, tokenizer, max_batch_rows=batch_rows or cfg.rollout_batch_rows,
-                           dtype=rollout_dtype(cfg, device), processes=cfg.rollout_processes,
-                           graphs=None if cfg.rollout_cuda_graphs else False,  # (None: on CUDA)
-                           continuous=cfg.continuous_batching, stop=cfg.stop)
+def make_engine(model: Any, tokenizer: Any, cfg: TrainConfig | None = None, *, batch_rows: int | None = None,
+                stop: str | None = None) -> RolloutEngine:
+    """The rollout engine that samples from `model` as the settings ask.
+
+    `cfg` None: evaluation's engine, sampling in the model's own dtype with the default settings otherwise.
+    `batch_rows` replaces `rollout_batch_rows` (evaluation's `--batch-rows`); `stop` replaces the `stop` setting.
+    """
+    dtype = rollout_dtype(cfg, next(model.parameters()).device) if cfg is not None else None
+    cfg = cfg or TrainConfig()
+    rows = batch_rows or cfg.rollout_batch_rows
+    stop = stop or cfg.stop
+    if fast_path_covers(model):
+        return FastRolloutEngine(model, tokenizer, max_batch_rows=rows, dtype=dtype,
+                                 continuous=cfg.continuous_batching,
+                                 graphs=None if cfg.rollout_cuda_graphs else False,  # (None: on CUDA)
+                                 stop=stop)
+    return HFRolloutEngine(model, tokenizer, max_batch_rows=rows, dtype=dtype, stop=stop)
 
 
-__all__ = ["make_engine", "rollout_dtype"]
+def fast_path_covers(model: Any) -> bool:
+    """Whether `model` samples through the fast path: a Llama-family model on CPU or CUDA."""
+    return unsupported_reason(model) is None and next(model.parameters()).device.type in ("cpu", "cuda")
+
+
+__all__ = ["fast_path_covers", "make_engine", "rollout_dtype"]

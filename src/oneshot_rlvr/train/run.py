@@ -112,7 +112,7 @@ def build_run(cfg: TrainConfig, out: Path, resume: bool, *, info: dist.DistInfo,
         dist.broadcast_parameters(model, info)
     cfg = dataclasses.replace(cfg, stop=resolved_stop(cfg.stop, tokenizer, model))  # config.yaml: what stopped
     own_engine = engine is None
-    engine = engine or make_engine(model, tokenizer, cfg, device)
+    engine = engine or make_engine(model, tokenizer, cfg)
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens)
     validate = bool(cfg.val_file) and cfg.val_every > 0  # val_every=0: validation off

@@ -31,18 +31,16 @@ class Validator:
     tokenizer: Any
     template: str
     sampling: SamplingParams
-    batch_rows: int
+    settings: TrainConfig
+    """The run's settings: validation samples through the engine its rollouts use (`make_engine`)."""
     out_dir: Path | None = None
-    stop: str = "chat"
-    continuous: bool = True
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, tokenizer: Any, out_dir: Path | None = None) -> Validator:
         problems = load_problems(cfg.val_file, question_field=cfg.question_field or None,
                                  answer_field=cfg.answer_field or None, limit=cfg.val_limit or None)
         sampling = SamplingParams(temperature=0.0, max_new_tokens=cfg.val_max_new_tokens or cfg.max_new_tokens)
-        return cls(problems, tokenizer, cfg.val_template, sampling, cfg.rollout_batch_rows, out_dir, cfg.stop,
-                   cfg.continuous_batching)
+        return cls(problems, tokenizer, cfg.val_template, sampling, cfg, out_dir)
 
     def before_training(self, model: Any, metrics_log: MetricsLog) -> None:
         """Validate the initial model into the step-0 row, unless the log already has that row (a resumed run
@@ -56,10 +54,9 @@ class Validator:
     @torch.no_grad()
     def run(self, model: Any, step: int) -> dict[str, float]:
         from oneshot_rlvr.eval.run import evaluate_problems
-        from oneshot_rlvr.rollout.hf import HFRolloutEngine
+        from oneshot_rlvr.rollout.engine import make_engine
 
-        engine = HFRolloutEngine(model, self.tokenizer, max_batch_rows=self.batch_rows, stop=self.stop,
-                                 continuous=self.continuous)
+        engine = make_engine(model, self.tokenizer, self.settings)
         metrics, records = evaluate_problems(engine, self.problems, template=self.template,
                                              tokenizer=self.tokenizer, sampling=self.sampling, n=1,
                                              benchmark="validation")

@@ -43,10 +43,10 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, sample: bool
              seed: int = 0) -> list[tuple[str, bool]]:
     """(response text, whether it ended with the stop token) for each prompt."""
     from oneshot_rlvr.rollout import SamplingParams
-    from oneshot_rlvr.rollout.hf import HFRolloutEngine
+    from oneshot_rlvr.rollout.engine import make_engine
 
     sampling = SamplingParams(temperature=temperature if sample else 0.0, max_new_tokens=max_new_tokens)
-    out = HFRolloutEngine(model, tokenizer, max_batch_rows=batch_size).generate(list(prompts), 1, sampling, seed=seed)
+    out = make_engine(model, tokenizer, batch_rows=batch_size).generate(list(prompts), 1, sampling, seed=seed)
     return [(text, reason == "eos") for text, reason in zip(out.texts, out.finish_reasons, strict=True)]
 
 

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from oneshot_rlvr.rollout.base import SamplingParams
-from oneshot_rlvr.rollout.decode import RowProcessor, sample_next
-from oneshot_rlvr.rollout.fastpath import FastLM, KVCache
+from oneshot_rlvr.rollout.decode import RowProcessor, check_sampled, sample_next
+from oneshot_rlvr.rollout.fast.graphs import Recorder
+from oneshot_rlvr.rollout.fast.lm import FastLM, KVCache
 
 MIN_ROWS = 16
 """The fewest rows a decode step computes (idle slots fill the rest): see the module docstring."""
@@ -157,6 +158,7 @@ class SlotBatch:
         for buf in (*self.cache.keys, *self.cache.values):
             buf.zero_()  # (idle slots are computed too: finite values keep them quiet)
         self.floor = torch.finfo(lm.dtype).min
+        self.pad_id = pad_id
         self.bias = torch.full((slots, 1, 1, capacity), self.floor, dtype=lm.dtype, device=device)
         self.feed = torch.full((slots, 1), pad_id, dtype=torch.long, device=device)
         self.write_at = torch.zeros(slots, dtype=torch.long, device=device)
@@ -166,6 +168,20 @@ class SlotBatch:
         self.uniforms = torch.zeros(slots, max_new, dtype=torch.float64, device=device) if stochastic else None
         self.row = [-1] * slots  # the row each slot decodes (-1: idle)
         self.size = slots  # slots computed by each step (the first `size`)
+        self.halving = False  # sizes only halve (recorded steps: one recording per size)
+        self._steps: dict[tuple[int, int], Callable[[], Tensor]] = {}
+
+    def reset(self, slots: int) -> None:
+        """Empty every slot for another rollout of the same shape, `slots` of them computed (the recordings stay:
+        the buffers keep their addresses; what the cache holds is masked until a row writes it)."""
+        self.bias.fill_(self.floor)
+        self.bias[:, ..., 0] = 0.0  # (slots that never get a row read one key: no all-masked softmax)
+        self.feed.fill_(self.pad_id)
+        self.write_at.zero_()
+        self.done.zero_()
+        self.active.zero_()
+        self.row = [-1] * len(self.row)
+        self.size = slots
 
     def load(self, slot: int, row: int, keys: list[Tensor], values: list[Tensor], last: Tensor,
              uniforms: Tensor | None, pad_id: int) -> None:
@@ -192,7 +208,12 @@ class SlotBatch:
                     self.out, *((self.uniforms,) if self.uniforms is not None else ())):
             buf[:live] = buf.index_select(0, index)
         rows = [self.row[s] for s in keep]
-        self.size = min(self.size, max(live, MIN_ROWS))
+        size = max(live, MIN_ROWS)
+        if self.halving:
+            size = self.size
+            while size // 2 >= max(live, MIN_ROWS):
+                size //= 2
+        self.size = min(self.size, size)
         self.row = rows + [-1] * (len(self.row) - live)
         self.active[live:] = 0
         self.write_at[live:] = 0  # (idle slots keep writing where they stand: never past the cache's end)
@@ -206,29 +227,57 @@ class SlotBatch:
         cache = KVCache([k[:n] for k in self.cache.keys], [v[:n] for v in self.cache.values])
         return self.feed[:n], self.write_at[:n], cache, self.bias[:n]
 
+    def step(self, lm: FastLM, window: int, record: Recorder | None) -> Tensor:
+        """Logits (size, V) of the slots' next tokens; with `record`, replayed from a recording of this size and
+        window (every input lives in the static buffers, so refills and moves leave the recordings valid)."""
+        if record is None:
+            return slot_step(lm, *self.view(), window)
+        key = (self.size, window)
+        if key not in self._steps:
+            feed, write_at, cache, bias = self.view()
+            self._steps[key] = record(lambda: slot_step(lm, feed, write_at, cache, bias, window))
+        return self._steps[key]()
+
 
 @torch.no_grad()
 def decode_continuous(lm: FastLM, ids: Tensor, mask: Tensor, prompt_of: list[int], sampling: SamplingParams,
                       stop_ids: list[int], pad_id: int, *, slots: int,
                       uniforms: Callable[[list[int]], Tensor] | None = None,
-                      row_processors: list[RowProcessor] | None = None) -> Tensor:
+                      row_processors: list[RowProcessor] | None = None, record: Recorder | None = None,
+                      check_every: int = 1, window: int = WINDOW, keep: dict[tuple[int, ...], SlotBatch] | None = None
+                      ) -> Tensor:
     """(N, R) response tokens of the N left-padded prompt rows `ids`, `slots` rows decoding at a time.
 
     `prompt_of[i]`: the distinct prompt of row i (numbered in order of first appearance); its cache is
     prefilled once. `uniforms(rows)`: the (len(rows), R) draws of those rows (`streams.row_uniforms`); None
     draws from torch's generator in scheduling order. Each row ends with its stop token or at R tokens.
+
+    `record` replays each step from a recording (`oneshot_rlvr.rollout.fast.graphs.cuda_graph_recorder` on
+    CUDA): the batch then only halves when it shrinks, and attention windows are multiples of `window`, so
+    a rollout records a few dozen steps. `check_every`: tokens between looks at which rows stopped (each look
+    waits for the device; a row that stops in between idles in its slot until the look refills it). `keep`
+    holds the slots' buffers (and their recordings) for the next rollout of the same shape.
     """
     n_rows, width = ids.shape
     device, max_new = ids.device, sampling.max_new_tokens
     store = PromptStore(lm, ids, mask, prompt_of)
     count = max(1, min(slots, n_rows))
-    batch = SlotBatch(lm, max(count, MIN_ROWS), width - 1 + max_new, max_new, pad_id, device,
-                      not sampling.greedy and uniforms is not None)
-    batch.size = max(count, MIN_ROWS)
-    batch.bias[:, ..., 0] = 0.0  # (slots that never get a row read one key: no all-masked softmax)
+    stochastic = not sampling.greedy and uniforms is not None
+    shape = (max(count, MIN_ROWS), width - 1 + max_new, max_new, int(stochastic))
+    batch = keep.get(shape) if keep is not None else None
+    if batch is None:
+        batch = SlotBatch(lm, shape[0], shape[1], max_new, pad_id, device, stochastic)
+        if keep is not None:  # (another shape's buffers go: a KV cache per shape ever seen would not fit)
+            keep.clear()
+            keep[shape] = batch
+    batch.reset(shape[0])
+    batch.halving = record is not None
+    capacity = batch.bias.shape[-1]
     result = torch.full((n_rows, max_new), pad_id, dtype=torch.long, device=device)
     stops = torch.tensor(stop_ids, device=device)
     waiting = iter(range(n_rows))
+    # Unusable scores raise at once when every token is looked at; else at the next look.
+    valid = None if check_every == 1 else torch.ones((), dtype=torch.bool, device=device)
 
     def fill(free: list[int]) -> list[int]:
         """Load waiting rows into the free slots; returns the slots left idle."""
@@ -246,32 +295,39 @@ def decode_continuous(lm: FastLM, ids: Tensor, mask: Tensor, prompt_of: list[int
 
     idle = fill(list(range(count)))
     live = count - len(idle)
+    top, steps = int(batch.write_at.max()), 0  # (top: the furthest position a slot writes at, or beyond)
     while live:
-        feed, write_at, cache, bias = batch.view()
+        feed, write_at, _, bias = batch.view()
         n = feed.shape[0]
         picked = torch.arange(n, device=device)
         bias[picked, 0, 0, write_at] = 0.0
-        window = min(bias.shape[-1], -(-(int(write_at.max()) + 1) // WINDOW) * WINDOW)
-        logits = slot_step(lm, feed, write_at, cache, bias, window)
-        done = batch.done[:n]
+        logits = batch.step(lm, min(capacity, -(-(top + 1) // window) * window), record)
+        done, active = batch.done[:n], batch.active[:n]
         for proc in row_processors or ():
             logits = proc(batch.out[:n], done, logits)
-        uniform = batch.uniforms[picked, done.clamp(max=max_new - 1)] if batch.uniforms is not None else None
-        token = sample_next(logits, sampling, None, uniform)
-        batch.out[picked, done.clamp(max=max_new - 1)] = token
-        done += batch.active[:n]  # (idle slots stay where they are: they never run past the cache)
-        write_at += batch.active[:n]
+        at = done.clamp(max=max_new - 1)
+        uniform = batch.uniforms[picked, at] if batch.uniforms is not None else None
+        token = sample_next(logits, sampling, valid, uniform)
+        # (slots without a decoding row keep what they hold: a row cut at R tokens keeps its last one)
+        batch.out[picked, at] = torch.where(active.bool(), token, batch.out[picked, at])
+        done += active  # (idle slots stay where they are: they never run past the cache)
+        write_at += active
         feed.copy_(token[:, None])
-        ended = (torch.isin(token, stops) | (done >= max_new)).tolist()
-        finished = [s for s in range(n) if ended[s] and batch.row[s] >= 0]
-        if not finished:
+        active *= ~(torch.isin(token, stops) | (done >= max_new))
+        top, steps = top + 1, steps + 1
+        if steps % check_every:
             continue
+        if valid is not None:
+            check_sampled(valid)
+        stopped = (active == 0).tolist()  # the look: the one wait for the device
+        finished = [s for s in range(n) if stopped[s] and batch.row[s] >= 0]
         for s in finished:
             result[batch.row[s]] = batch.out[s]
             batch.row[s] = -1
-            batch.active[s] = 0
-        idle = fill(finished)
-        live -= len(idle)
-        if idle and live:  # nobody waiting: the live rows move to the front and the batch shrinks
-            batch.compact([s for s in range(n) if batch.row[s] >= 0])
+        if finished:
+            idle = fill(finished)
+            live -= len(idle)
+            if idle and live:  # nobody waiting: the live rows move to the front and the batch shrinks
+                batch.compact([s for s in range(n) if batch.row[s] >= 0])
+        top = int(batch.write_at[: batch.size].max())
     return result

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from oneshot_rlvr.rollout.fastpath import FastLM, KVCache, prefill
+from oneshot_rlvr.rollout.fast.lm import FastLM, KVCache, prefill
 
 Recorder = Callable[[Callable[[], Tensor]], Callable[[], Tensor]]
 """Turns a function of static buffers into one that replays it (a CUDA graph), or returns it as is."""
