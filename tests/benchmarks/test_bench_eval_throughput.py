@@ -21,5 +21,7 @@ def test_both_loops_answer_the_same_problems_and_the_speedup_is_their_ratio() ->
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["continuous_new_tokens"] == summary["chunked_new_tokens"] > 0  # greedy: the same answers
+    assert summary["same_answers"] is True and summary["continuous_peak_gb"] > 0 and summary["chunked_peak_gb"] > 0
+    assert len(summary["speedup_per_round"]) == 1
     assert summary["speedup"] == pytest.approx(summary["chunked_s"] / summary["continuous_s"])
     assert summary["continuous_problems_per_s"] == pytest.approx(6 / summary["continuous_s"])

@@ -30,10 +30,10 @@ def test_choice_records_and_metrics_from_scripted_responses():
     metrics, records = evaluate_problems(
         engine, problems, template="qwen25-math-cot", tokenizer=None,
         sampling=SamplingParams(temperature=0.6, max_new_tokens=8), n=2, seed=5, benchmark="arc_easy",
-        kind="choice",
+        kind="choice", chunk_rows=4,
     )
-    # 4 rows per call at n=2 -> 2 problems per call; seeds advance per call.
-    assert engine.calls == [(2, 2, 5), (1, 2, 6)]
+    # 4 rows per call at n=2 -> 2 problems per call; one seed, each call's rows numbered from where it starts.
+    assert engine.calls == [(2, 2, 5), (1, 2, 5)] and engine.first_rows == [0, 4]
     assert [(r["problem_id"], r["sample"]) for r in records] == [
         ("q0", 0), ("q0", 1), ("q1", 0), ("q1", 1), ("q2", 0), ("q2", 1)]
     assert [r["correct"] for r in records] == [True, True, False, True, False, False]
@@ -137,6 +137,21 @@ def test_same_seed_same_records_on_cpu(spread_model):
     assert a == b
     assert [r["response"] for r in a] != [r["response"] for r in c]
     assert len({r["response"] for r in a}) > 1
+
+
+def test_sampled_records_do_not_depend_on_the_chunking(spread_model):
+    """Response i draws from the stream of (seed, i): two problems a call, or all four in one, through 4 slots or
+    12, give the same records."""
+    model, tok = spread_model
+    problems = [Problem(str(i), q, "42") for i, q in enumerate(QUESTIONS[:4])]
+    sampling = SamplingParams(temperature=0.8, max_new_tokens=8)
+
+    def run(rows, chunk_rows):
+        return evaluate_problems(_engine(model, tok, rows), problems, template="qwen25-math-cot", tokenizer=tok,
+                                 sampling=sampling, n=3, seed=7, kind="choice", chunk_rows=chunk_rows)[1]
+
+    whole = run(12, None)
+    assert run(4, 6) == whole and len({r["response"] for r in whole}) > 6
 
 
 def test_batched_greedy_records_equal_one_at_a_time(spread_model):

@@ -64,9 +64,11 @@ class EvalOptions:
     max_new_tokens: int | None = None
     """Response length limit (default: the protocol's 3072)."""
     seed: int | None = 0
-    """Sampling seed (chunk i uses seed + i); the same seed and chunking give the same records on CPU."""
+    """Sampling seed: response i of a benchmark draws from the stream of (seed, i), so the same seed gives the
+    same records whatever the chunking and the engine's batch (bit for bit on a float32 CPU)."""
     chunk_rows: int | None = None
-    """Responses per generation call (default: the engine's max_batch_rows, else 256)."""
+    """Responses per generation call (default: 4 x the engine's max_batch_rows: continuous batching refills its
+    slots within a call; between calls the records so far are graded, logged and kept if a later call fails)."""
     grader: str = "ours"
     """ours, harness (the paper's evaluation harness) or both; see `harness_grading`."""
     stop: str = "harness"
@@ -109,6 +111,11 @@ def _graders(grader: str) -> str:
     return DEFAULT_GRADER if grader == "ours" else f"{DEFAULT_GRADER}+harness"
 
 
+CHUNK_BATCHES = 4
+"""A generation call holds this many engine batches (`max_batch_rows`) by default: enough waiting rows for
+continuous batching to keep its slots full, few enough to grade and report as the benchmark goes."""
+
+
 def evaluate_problems(
     engine: RolloutEngine,
     problems: Sequence[Problem],
@@ -141,16 +148,15 @@ def evaluate_problems(
     if kind not in ("math", "choice"):
         raise ValueError(f"kind must be 'math' or 'choice' (got {kind!r})")
     prompts = [render_prompt(p.prompt, template, tokenizer) for p in problems]
-    rows = chunk_rows or engine.max_batch_rows
+    rows = chunk_rows or CHUNK_BATCHES * engine.max_batch_rows
     per_chunk = max(1, rows // n)
     records: list[dict[str, Any]] = []
     problem_list = list(problems)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grade") as pool:
         pending: list[Future[list[dict[str, Any]]]] = []
-        for c, start in enumerate(range(0, len(problems), per_chunk)):
-            chunk_seed = None if seed is None else seed + c
+        for start in range(0, len(problems), per_chunk):
             try:
-                out = engine.generate(prompts[start : start + per_chunk], n, sampling, seed=chunk_seed)
+                out = engine.generate(prompts[start : start + per_chunk], n, sampling, seed=seed, first_row=start * n)
             except Exception:
                 if on_failure is not None:
                     on_failure(_graded_so_far(pending))
