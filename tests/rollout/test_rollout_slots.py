@@ -142,3 +142,25 @@ def test_distinct_prompts_sample_the_same_through_any_slot_count(parts: tuple) -
     few = _engine(parts, 3).generate(prompts, 4, sampling, seed=2)
     many = _engine(parts, 40).generate(prompts, 4, sampling, seed=2)
     assert torch.equal(few.response_ids, many.response_ids) and len(set(few.texts)) > 20
+
+
+@pytest.mark.parametrize(("dtype", "least"), [(torch.float32, 16), (torch.bfloat16, 1)])
+def test_the_tail_keeps_16_rows_in_float32_only(parts: tuple, monkeypatch: pytest.MonkeyPatch,
+                                                dtype: torch.dtype, least: int) -> None:
+    """float32 keeps 16 rows a step (its rounding then does not depend on the batch); bf16 promises no such
+    thing, so its tail computes only the rows still decoding."""
+    from oneshot_rlvr.rollout.fast import slots
+
+    sizes: list[int] = []
+    step = slots.slot_step
+
+    def counting(lm: object, feed: torch.Tensor, *args: object) -> torch.Tensor:
+        sizes.append(feed.shape[0])
+        return step(lm, feed, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slots, "slot_step", counting)
+    model, tok = parts
+    engine = FastRolloutEngine(model, tok, max_batch_rows=20, dtype=dtype,
+                               row_processors=[StopByFirstToken(tok.eos_token_id)])
+    engine.generate([PROMPT] * 3, 8, SamplingParams(temperature=1.0, max_new_tokens=16), seed=4)
+    assert sizes[0] == 20 and min(sizes) == least

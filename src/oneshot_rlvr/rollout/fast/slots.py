@@ -7,10 +7,11 @@ refilled with the next pending row before the next step. Its prompt's keys and v
 store that prefilled each distinct prompt once (in 1-shot every row has the same prompt: one prefill for the
 whole rollout). When no row is waiting, finished slots leave the batch (the live rows move to the front).
 
-A row's arithmetic does not depend on its neighbours: its attention reads the whole static window with
-its own mask, and the batch is never computed with fewer than `MIN_ROWS` rows (float32 CPU matmul kernels
-switch algorithm, and rounding, below about 10-16 rows). With the row's own random stream
+On a float32 CPU a row's arithmetic does not depend on its neighbours: its attention reads the cache with its
+own mask, and the batch is never computed with fewer than `MIN_ROWS` rows (float32 CPU matmul kernels switch
+algorithm, and rounding, below about 10-16 rows). With the row's own random stream
 (`oneshot_rlvr.rollout.streams`) a float32 CPU rollout is then the same bit for bit whatever the slot count.
+In bf16, which promises no such thing, the tail shrinks to the rows still live.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class SlotBatch:
         self.row = [-1] * slots  # the row each slot decodes (-1: idle)
         self.size = slots  # slots computed by each step (the first `size`)
         self.halving = False  # sizes only halve (recorded steps: one recording per size)
+        self.least = MIN_ROWS  # the fewest rows a step computes
         self._steps: dict[tuple[int, int], Callable[[], Tensor]] = {}
 
     def reset(self, slots: int) -> None:
@@ -201,17 +203,17 @@ class SlotBatch:
         self.row[slot] = row
 
     def compact(self, keep: list[int]) -> None:
-        """Move the slots `keep` to the front, in order, and compute only max(len(keep), MIN_ROWS) from now."""
+        """Move the slots `keep` to the front, in order, and compute only max(len(keep), self.least) from now."""
         index = torch.tensor(keep, device=self.feed.device)
         live = len(keep)
         for buf in (*self.cache.keys, *self.cache.values, self.bias, self.feed, self.write_at, self.done, self.active,
                     self.out, *((self.uniforms,) if self.uniforms is not None else ())):
             buf[:live] = buf.index_select(0, index)
         rows = [self.row[s] for s in keep]
-        size = max(live, MIN_ROWS)
+        size = max(live, self.least)
         if self.halving:
             size = self.size
-            while size // 2 >= max(live, MIN_ROWS):
+            while size // 2 >= max(live, self.least):
                 size //= 2
         self.size = min(self.size, size)
         self.row = rows + [-1] * (len(self.row) - live)
@@ -263,7 +265,10 @@ def decode_continuous(lm: FastLM, ids: Tensor, mask: Tensor, prompt_of: list[int
     store = PromptStore(lm, ids, mask, prompt_of)
     count = max(1, min(slots, n_rows))
     stochastic = not sampling.greedy and uniforms is not None
-    shape = (max(count, MIN_ROWS), width - 1 + max_new, max_new, int(stochastic))
+    # The floor keeps a float32 CPU rollout's rounding independent of the batch (see the module docstring) and
+    # recorded steps few; bf16 makes no such promise, and there a long tail of a few rows costs only those rows.
+    least = MIN_ROWS if lm.dtype == torch.float32 or record is not None else 1
+    shape = (max(count, least), width - 1 + max_new, max_new, int(stochastic))
     batch = keep.get(shape) if keep is not None else None
     if batch is None:
         batch = SlotBatch(lm, shape[0], shape[1], max_new, pad_id, device, stochastic)
@@ -271,7 +276,7 @@ def decode_continuous(lm: FastLM, ids: Tensor, mask: Tensor, prompt_of: list[int
             keep.clear()
             keep[shape] = batch
     batch.reset(shape[0])
-    batch.halving = record is not None
+    batch.halving, batch.least = record is not None, least
     capacity = batch.bias.shape[-1]
     result = torch.full((n_rows, max_new), pad_id, dtype=torch.long, device=device)
     stops = torch.tensor(stop_ids, device=device)
