@@ -74,24 +74,28 @@ class FakeOpenAI:
                     fake.max_concurrent = max(fake.max_concurrent, fake.in_flight)
                 try:
                     time.sleep(fake.delay_s)
-                    if failing:
-                        self._send(503, {"detail": "warming up"})
-                        return
-                    if body.get("model") != fake.model:
-                        self._send(404, {"detail": f"no model {body.get('model')!r}"})
-                        return
-                    chat = self.path == "/v1/chat/completions"
-                    text = fake.answer(body["messages"] if chat else body["prompt"], body)
-                    choice = {"index": 0, "finish_reason": "stop",
-                              **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})}
-                    self._send(200, {"choices": [choice], "model": fake.model,
-                                     "usage": {"completion_tokens": len(text.split())}})
+                    status, payload = self._answer(body, failing)
                 finally:
+                    # Out of flight before the answer goes: once the client has it, it may send its next request
+                    # while this thread is still here (counted after the send, that was a third "in flight").
                     with fake._lock:
                         fake.in_flight -= 1
                         fake.answered += 1
                         dying = fake.die_after is not None and fake.answered == fake.die_after
-                    if dying:  # stop accepting: later requests find the port closed
-                        threading.Thread(target=fake.stop, daemon=True).start()
+                self._send(status, payload)
+                if dying:  # stop accepting: later requests find the port closed
+                    threading.Thread(target=fake.stop, daemon=True).start()
+
+            def _answer(self, body: dict[str, Any], failing: bool) -> tuple[int, dict[str, Any]]:
+                if failing:
+                    return 503, {"detail": "warming up"}
+                if body.get("model") != fake.model:
+                    return 404, {"detail": f"no model {body.get('model')!r}"}
+                chat = self.path == "/v1/chat/completions"
+                text = fake.answer(body["messages"] if chat else body["prompt"], body)
+                choice = {"index": 0, "finish_reason": "stop",
+                          **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})}
+                return 200, {"choices": [choice], "model": fake.model,
+                             "usage": {"completion_tokens": len(text.split())}}
 
         return Handler

@@ -88,9 +88,9 @@ class EndpointEngine:
         self.options = options
         self.base = api_base(options.url)
         self._model = options.model
-        # evaluate_problems sends this many rows per generate call: a few waves of requests, so a
-        # failure loses little, while the grader keeps up in its thread.
-        self.max_batch_rows = 4 * options.max_in_flight
+        # The requests in flight are the engine's batch; evaluate_problems sends CHUNK_BATCHES (4) of these per
+        # generate call: a few waves of requests, so a failure loses little, while the grader keeps up.
+        self.max_batch_rows = options.max_in_flight
 
     @property
     def served_model(self) -> str:
