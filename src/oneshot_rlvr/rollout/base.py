@@ -62,12 +62,14 @@ class Rollouts:
 
 @runtime_checkable
 class RolloutEngine(Protocol):
-    """Anything that samples responses: the Hugging Face engine, or `rollout.scripted.ScriptedEngine`.
+    """Anything that samples responses: the engines `rollout.engine.make_engine` builds (`FastRolloutEngine`,
+    `HFRolloutEngine`), a served model (`rollout.endpoint`), or `rollout.scripted.ScriptedEngine`.
 
     This is everything the trainer and evaluation use of an engine."""
 
     max_batch_rows: int
-    """The most rows (prompt copies) one forward batch holds; callers split their work into chunks of it."""
+    """The rows one decode batch holds (with continuous batching: its slots); evaluation sends a few batches'
+    worth of rows per `generate` call, and the engine schedules them."""
 
     def generate(
         self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int | None = None, first_row: int = 0
@@ -82,7 +84,7 @@ class RolloutEngine(Protocol):
         ...
 
     def close(self) -> None:
-        """Release what the engine started (sampling processes); it is not used afterwards."""
+        """Release what the engine holds open (connections, helpers); it is not used afterwards."""
         ...
 
 

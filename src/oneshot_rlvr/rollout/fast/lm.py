@@ -11,7 +11,7 @@ forward in the tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -124,8 +124,7 @@ class FastLM:
                    fused: bool | None = None, prepack: bool = True) -> FastLM:
         """Copy `model`'s weights, fused, in `dtype` (default: the model's); the KV cache is in `dtype` too.
 
-        A weight already in `dtype` and not fused is shared with the model unless `copy` (needed before
-        `share_memory`: moving the model's own parameters into shared memory is not this class's business).
+        A weight already in `dtype` and not fused is shared with the model unless `copy`.
         `fused` (default: on CUDA) selects the fused arithmetic and keeps the MLP's gate and up weights the
         model's own when in `dtype` (no stacked copy: 1.5 GB of GPU memory on a 1.5B model, for one more
         matmul a layer)."""
@@ -144,16 +143,6 @@ class FastLM:
             rope_scale=float(getattr(body.rotary_emb, "attention_scaling", 1.0)), fused=fused, prepack=prepack,
             **_weights(model, dtype, copy, split_mlp=fused),
         )
-
-    def share_memory(self) -> None:
-        """Move the weights into shared memory (in place), for other processes to sample from them."""
-        # Every tensor field but the packed copies, which are per process.
-        owners: list[Any] = [self, *self.layers]
-        for owner in owners:
-            for f in fields(owner):
-                value = getattr(owner, f.name)
-                if isinstance(value, Tensor) and f.name not in ("head_packed", "packed"):
-                    value.share_memory_()
 
     def refresh(self, model: Any) -> None:
         """Copy the current values of `model`'s weights (same architecture) into the fused buffers."""
