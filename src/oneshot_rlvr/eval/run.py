@@ -65,7 +65,8 @@ class EvalOptions:
     """Response length limit (default: the protocol's 3072)."""
     seed: int | None = 0
     """Sampling seed: response i of a benchmark draws from the stream of (seed, i), so the same seed gives the
-    same records whatever the chunking and the engine's batch (bit for bit on a float32 CPU)."""
+    same records whatever the engine's batch and the chunking (bit for bit on a float32 CPU while the chunks'
+    prompts share the same opening: it is prefilled once per call, which can round differently)."""
     chunk_rows: int | None = None
     """Responses per generation call (default: 4 x the engine's max_batch_rows: continuous batching refills its
     slots within a call; between calls the records so far are graded, logged and kept if a later call fails)."""
