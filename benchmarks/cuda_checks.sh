@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA checks in one go, on one GPU, sized for a ten-minute slot (time limits 150 + 200 + 150 + 60 s):
+# The CUDA checks in one go, on one GPU, sized for a ten-minute slot (time limits 150 + 280 + 100 + 60 s):
 #   1. the step benchmark against TRL on the 8 prompts x 8 samples x 512 forced tokens (ratio, decode floor);
 #   2. the paper's shape: one prompt x 8 samples x 128 copies, long-tailed lengths up to 3,072, through 256
 #      slots, our side with continuous batching and with chunks (--ab-chunked), then TRL on it in a run of its own;
@@ -11,6 +11,7 @@
 #
 #     bash benchmarks/cuda_checks.sh [out-dir] [timed steps]
 #     TOY=1 bash benchmarks/cuda_checks.sh /tmp/toy     # the same script on a CPU at a toy size (a dry run)
+#     PART=pi1 bash benchmarks/cuda_checks.sh            # one part only: forced, pi1 or tests
 #
 # Without TRL installed (pip install -e ".[bench]"), the TRL side is left out and the log says so.
 set -u
@@ -19,6 +20,7 @@ steps=${2:-3}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 quiet() { grep -v "shards\|Loading weights"; }
+part() { [ -z "${PART:-}" ] || [ "$PART" = "$1" ]; }
 sides=()
 python3 -c "import trl" 2>/dev/null || { echo "trl is not installed: our side only" | tee "$out/notes.txt"; sides=(--only ours); }
 if [ "${TOY:-0}" = 1 ]; then
@@ -34,18 +36,22 @@ else
 fi
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
     | tee -a "$out/gpu.txt"
-timeout 150 python3 benchmarks/step_vs_trl.py "${device[@]}" "${forced[@]}" "${sides[@]}" --rounds 1 \
-    --steps "$steps" --json 2>&1 | quiet | tee "$out/forced.log"
+if part forced; then
+    timeout 150 python3 benchmarks/step_vs_trl.py "${device[@]}" "${forced[@]}" "${sides[@]}" --rounds 1 \
+        --steps "$steps" --json 2>&1 | quiet | tee "$out/forced.log"
+fi
 # The paper's shape: 1,024 rows of at most 3,072 long-tailed tokens through 256 slots; ours both ways first, then
 # TRL on the same workload in a run of its own: its generate holds the whole batch's KV cache (about 89 GB for
 # 1,024 rows of 3,100 positions of Qwen2.5-1.5B), so it may run out of memory, and our figures must not go with it.
-timeout 200 python3 benchmarks/step_vs_trl.py "${device[@]}" --workload pi1 "${pi1[@]}" --only ours --ab-chunked \
-    --rounds 1 --warmup 0 --steps 1 --json 2>&1 | quiet | tee "$out/pi1.log"
-if [ ${#sides[@]} -eq 0 ]; then
-    timeout 150 python3 benchmarks/step_vs_trl.py "${device[@]}" --workload pi1 "${pi1[@]}" --only trl \
-        --rounds 1 --warmup 0 --steps 1 --json 2>&1 | quiet | tee "$out/pi1_trl.log"
+if part pi1; then
+    timeout 280 python3 benchmarks/step_vs_trl.py "${device[@]}" --workload pi1 "${pi1[@]}" --only ours --ab-chunked \
+        --rounds 1 --warmup 0 --steps 1 --json 2>&1 | quiet | tee "$out/pi1.log"
+    if [ ${#sides[@]} -eq 0 ]; then
+        timeout 100 python3 benchmarks/step_vs_trl.py "${device[@]}" --workload pi1 "${pi1[@]}" --only trl \
+            --rounds 1 --warmup 0 --steps 1 --json 2>&1 | quiet | tee "$out/pi1_trl.log"
+    fi
 fi
-if [ "${TOY:-0}" != 1 ]; then
+if [ "${TOY:-0}" != 1 ] && part tests; then
     timeout 60 python3 -m pytest -q -p no:cacheprovider -m gpu tests/rollout 2>&1 | tail -n 30 | tee "$out/tests.log"
 fi
 if [ "${EXTRA:-0}" = 1 ]; then
